@@ -1,0 +1,61 @@
+# Every target works on a fresh clone with only Python 3.11 and make, and is idempotent.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+GEN := gen
+PROTOS := $(shell find protos -name '*.proto')
+STAMP_VENV := $(VENV)/.installed
+STAMP_PROTO := $(GEN)/.generated
+ROLE ?= agent
+
+.PHONY: all venv proto lint test test-fast run bench token migrate seed clean
+
+all: proto
+
+$(STAMP_VENV): requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	@# The repository root and the generated code are importable from the venv.
+	$(PY) -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'aldredirekt-src.pth').write_text(str(pathlib.Path('.').resolve()) + '\n' + str(pathlib.Path('$(GEN)').resolve()) + '\n')"
+	@touch $@
+
+venv: $(STAMP_VENV)
+
+$(STAMP_PROTO): $(STAMP_VENV) $(PROTOS)
+	rm -rf $(GEN) && mkdir -p $(GEN)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --grpc_python_out=$(GEN) \
+		--mypy_out=$(GEN) --mypy_grpc_out=$(GEN) $(PROTOS)
+	$(PY) scripts/package_gen.py $(GEN)
+	@touch $@
+
+proto: $(STAMP_PROTO)
+
+lint: $(STAMP_PROTO)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest
+
+test-fast: $(STAMP_PROTO)
+	$(VENV)/bin/pytest -x -q tests/unit
+
+migrate: $(STAMP_PROTO)
+	$(PY) -m services.common.migrate all
+
+seed: migrate
+	$(PY) -m synthcity.seed
+
+run: $(STAMP_PROTO)
+	$(PY) -m scripts.run_local
+
+bench: $(STAMP_PROTO)
+	@for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+token: $(STAMP_PROTO)
+	@$(PY) -m services.common.devissuer mint --role $(ROLE) $(if $(UNIT),--unit $(UNIT)) $(if $(PERSON),--person-number $(PERSON)) $(if $(SUB),--subject $(SUB))
+
+clean:
+	rm -rf $(GEN) var .mypy_cache .pytest_cache .ruff_cache
