@@ -46,7 +46,7 @@ migrate: $(STAMP_PROTO)
 	$(PY) -m services.common.migrate all
 
 seed: migrate
-	$(PY) -m synthcity.seed
+	$(PY) -m services.directory.seed
 
 run: $(STAMP_PROTO)
 	$(PY) -m scripts.run_local
