@@ -1,0 +1,79 @@
+"""Group commit for the access log: many concurrent reads, one transaction per batch of entries.
+
+A read is answered only after its entry is committed, so no answer ever leaves without its trace in
+the log; but the chain's head is a single row every entry must pass through, so writing each entry in
+its own transaction would make the log the bottleneck of every service. Whoever finds no flush under
+way starts a flush that writes everything that queued up meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.audit import AccessLogTables, AccessRecord, record_accesses
+from services.common.errors import Unavailable
+
+
+class AccessLog(Protocol):
+    async def record(self, record: AccessRecord) -> None: ...
+
+
+class AccessLogWriter:
+    def __init__(self, engine: AsyncEngine, tables: AccessLogTables, *, service: str, max_batch: int = 500):
+        self.engine = engine
+        self.tables = tables
+        self.service = service
+        self.max_batch = max_batch
+        self._pending: list[tuple[AccessRecord, asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def record(self, record: AccessRecord) -> None:
+        """Returns once the entry is committed; raises Unavailable when it could not be written."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, future))
+        if self._flusher is None or self._flusher.done():
+            # A task of its own, so a caller that gives up cannot strand the entries of the others.
+            self._flusher = asyncio.create_task(self._flush(), name=f"{self.service}-access-log")
+        await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            await self._write(batch)
+
+    async def close(self) -> None:
+        """Waits for entries still being written."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+    async def _write(self, batch: Sequence[tuple[AccessRecord, asyncio.Future[None]]]) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await record_accesses(conn, self.tables, [r for r, _ in batch], service=self.service)
+        except Exception as error:
+            failure = Unavailable(
+                "the access log could not be written; nothing was read", reason="ACCESS_LOG_DOWN"
+            )
+            failure.__cause__ = error
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(failure)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)
+
+
+class MemoryAccessLog:
+    """An access log kept in memory, for unit tests on fakes."""
+
+    def __init__(self) -> None:
+        self.records: list[AccessRecord] = []
+
+    async def record(self, record: AccessRecord) -> None:
+        self.records.append(record)

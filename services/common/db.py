@@ -1,0 +1,174 @@
+"""The async database: engines for SQLite and PostgreSQL, and the unit of work every handler uses.
+
+Core tables only (no ORM): each service's store maps rows to its domain types itself, so the domain
+model never sees SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
+
+from services.common.idempotency import IdempotencyKey, IdempotencyStore, Replayed
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An engine for a service's own database; SQLite files get their folder created."""
+    if is_sqlite(url):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _tune_sqlite(engine)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling would start deferred transactions behind our back;
+        # we begin them ourselves below so that writers take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # A writer that began deferred and upgrades later can fail at once with "database is locked"
+        # when another writer got there first; BEGIN IMMEDIATE waits for the lock instead.
+        mode = "IMMEDIATE" if connection.info.get("sqlite_write", True) else "DEFERRED"
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+async def database_answers(engine: AsyncEngine) -> bool:
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+
+
+@dataclass
+class Idempotency:
+    """What a unit of work needs to make one command safe to retry."""
+
+    key: IdempotencyKey
+    encode: Callable[[Any], bytes]
+
+
+class UnitOfWork:
+    """One transaction. Rolls back unless `commit()` is called; a service subclasses it to add repositories.
+
+    With an `Idempotency` attached, entering looks the request up first (raising `Replayed` with the first
+    answer on a replay) and `commit(answer)` stores the encoded answer in the same transaction.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, write: bool = True, idempotency: Idempotency | None = None):
+        self.engine = engine
+        self.write = write
+        self.idempotency = idempotency
+        self._conn: AsyncConnection | None = None
+        self._tx: AsyncTransaction | None = None
+        self.committed = False
+
+    @property
+    def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not entered")
+        return self._conn
+
+    def bind(self, conn: AsyncConnection) -> None:
+        """Called on entry; subclasses build their repositories on the connection here."""
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self.engine.connect()
+        try:
+            if self.engine.dialect.name == "sqlite":
+                info = (await self._conn.get_raw_connection()).info
+                info["sqlite_write"] = self.write
+            self._tx = await self._conn.begin()
+            self.bind(self._conn)
+            if self.idempotency is not None:
+                stored = await IdempotencyStore(self._conn).find(self.idempotency.key)
+                if stored is not None:
+                    raise Replayed(stored)
+        except BaseException:
+            await self._close(rollback=True)
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close(rollback=not self.committed)
+
+    async def commit(self, answer: Any = None) -> None:
+        """Commits; `answer` is what the command returns, remembered for replays of its request_id."""
+        if self._tx is None:
+            raise RuntimeError("the unit of work is not entered")
+        if self.idempotency is not None:
+            await IdempotencyStore(self.conn).remember(self.idempotency.key, self.idempotency.encode(answer))
+        try:
+            await self._tx.commit()
+        except IntegrityError:
+            if self.idempotency is None:
+                raise
+            # Another call with the same request_id committed first: answer as it did.
+            await self._close(rollback=True)
+            async with self.engine.connect() as conn:
+                stored = await IdempotencyStore(conn).find(self.idempotency.key)
+            if stored is None:
+                raise
+            raise Replayed(stored) from None
+        self.committed = True
+
+    async def rollback(self) -> None:
+        if self._tx is not None and self._tx.is_active:
+            await self._tx.rollback()
+
+    async def _close(self, *, rollback: bool) -> None:
+        if self._conn is None:
+            return
+        try:
+            if rollback:
+                await self.rollback()
+        finally:
+            await self._conn.close()
+            self._conn = None
+            self._tx = None
+
+
+def fingerprint(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()

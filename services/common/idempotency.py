@@ -1,0 +1,113 @@
+"""Safe retries: a command's `request_id` replays the first answer; reuse with another payload is refused.
+
+The key is scoped by method and caller, so two callers can never see each other's answers. The record is
+written in the command's own transaction, so the answer is remembered exactly when the write happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from google.protobuf.message import Message
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, and_, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.common.errors import AlreadyExists, InvalidArgument
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+idempotency_metadata = MetaData()
+
+# Each service adds this table to its own database through its first migration; the metadata object here
+# only serves to build statements.
+idempotency_keys = Table(
+    "idempotency_keys",
+    idempotency_metadata,
+    Column("method", String(200), primary_key=True),
+    Column("subject", String(200), primary_key=True),
+    Column("request_id", String(128), primary_key=True),
+    Column("payload_hash", String(64), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+)
+
+
+def add_idempotency_table(metadata: MetaData) -> Table:
+    """The idempotency table in a service's own metadata, for its migrations and tests."""
+    return idempotency_keys.to_metadata(metadata)
+
+
+class Replayed(Exception):
+    """The request was answered before: `response` holds the first answer, encoded."""
+
+    def __init__(self, response: bytes):
+        super().__init__("replayed")
+        self.response = response
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    method: str
+    subject: str
+    request_id: str
+    payload_hash: str
+
+
+def request_key(
+    method: str, subject: str, request: Message, *, field: str = "request_id"
+) -> IdempotencyKey | None:
+    """The key of a command, or None without a request_id (the command then is not safe to retry)."""
+    request_id = getattr(request, field)
+    if not request_id:
+        return None
+    if not REQUEST_ID_PATTERN.match(request_id):
+        raise InvalidArgument.field(
+            field, "must be 1 to 128 letters, digits or . _ : - (a UUID is a good choice)"
+        )
+    payload = type(request)()
+    payload.CopyFrom(request)
+    payload.ClearField(field)  # type: ignore[arg-type]
+    digest = hashlib.sha256(payload.SerializeToString(deterministic=True)).hexdigest()
+    return IdempotencyKey(method=method, subject=subject, request_id=request_id, payload_hash=digest)
+
+
+class IdempotencyStore:
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+
+    async def find(self, key: IdempotencyKey) -> bytes | None:
+        row = (
+            await self.conn.execute(
+                select(idempotency_keys.c.payload_hash, idempotency_keys.c.response).where(
+                    and_(
+                        idempotency_keys.c.method == key.method,
+                        idempotency_keys.c.subject == key.subject,
+                        idempotency_keys.c.request_id == key.request_id,
+                    )
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.payload_hash != key.payload_hash:
+            raise AlreadyExists(
+                f"request_id {key.request_id!r} was already used for a different request",
+                reason="IDEMPOTENCY_KEY_REUSED",
+                metadata={"request_id": key.request_id},
+            )
+        return bytes(row.response)
+
+    async def remember(self, key: IdempotencyKey, response: bytes) -> None:
+        await self.conn.execute(
+            insert(idempotency_keys).values(
+                method=key.method,
+                subject=key.subject,
+                request_id=key.request_id,
+                payload_hash=key.payload_hash,
+                response=response,
+                create_time=datetime.now(UTC),
+            )
+        )

@@ -1,0 +1,77 @@
+"""What every service's `serve()` does around its own wiring: logs, telemetry, database, tokens, server."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.auth import JwksSource, TokenVerifier
+from services.common.db import create_engine, database_answers
+from services.common.devissuer import DevIssuer
+from services.common.migrate import schema_is_at_head, upgrade_to_head
+from services.common.server import GrpcServer, ServiceDefinition, start_grpc_server
+from services.common.settings import AuthSettings, ServerSettings
+from services.common.telemetry import grpc_server_interceptors, instrument_sqlalchemy
+
+log = logging.getLogger("aldredirekt.runtime")
+
+
+def build_verifier(auth: AuthSettings) -> TokenVerifier:
+    if auth.uses_dev_issuer:
+        from services.common.devissuer import DEV_ISSUER
+
+        issuer = DevIssuer.load_or_create(Path(auth.dev_dir))
+        log.warning(
+            "AUTH_JWKS is not set: trusting the local development issuer; never do this in production"
+        )
+        return TokenVerifier(auth.issuer or DEV_ISSUER, auth.audience, JwksSource(issuer.jwks_path))
+    assert auth.jwks is not None
+    assert auth.issuer is not None
+    return TokenVerifier(auth.issuer, auth.audience, JwksSource(auth.jwks))
+
+
+def readiness(engine: AsyncEngine, migrations: Path) -> Callable[[], Awaitable[bool]]:
+    """SERVING only while the database answers and its schema is at head."""
+
+    async def ready() -> bool:
+        if not await database_answers(engine):
+            return False
+        try:
+            return await schema_is_at_head(engine, migrations)
+        except Exception:
+            log.exception("could not read the schema version")
+            return False
+
+    return ready
+
+
+async def open_database(settings: ServerSettings, migrations: Path) -> AsyncEngine:
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    instrument_sqlalchemy(engine)
+    if settings.migrate_on_start:
+        await upgrade_to_head(engine, migrations)
+    return engine
+
+
+async def start_service(
+    *,
+    settings: ServerSettings,
+    engine: AsyncEngine,
+    migrations: Path,
+    verifier: TokenVerifier,
+    services: Sequence[ServiceDefinition],
+    port: int | None = None,
+) -> GrpcServer:
+    server = await start_grpc_server(
+        services=services,
+        verifier=verifier,
+        host=settings.host,
+        port=settings.port if port is None else port,
+        ready=readiness(engine, migrations),
+        extra_interceptors=grpc_server_interceptors(),
+    )
+    log.info("%s listening on %s:%d", settings.service, settings.host, server.port)
+    return server

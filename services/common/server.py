@@ -1,0 +1,295 @@
+"""The gRPC server every service runs on: grpc.aio with health, reflection, interceptors and a drain.
+
+Authentication happens here for every call (the caller is then read with `current_caller()`);
+authorisation by role and scope is each use case's job. Domain errors become gRPC status with
+google.rpc details in one place, `CallInterceptor`; anything unexpected becomes a generic INTERNAL
+that carries only the trace id, and is logged with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
+from grpc_reflection.v1alpha import reflection
+from grpc_status import rpc_status
+from opentelemetry import trace
+
+from services.common.auth import Caller, TokenVerifier, bearer_from_metadata
+from services.common.errors import DomainError, Unauthenticated
+from services.common.status import internal_status, status_code, to_status
+
+log = logging.getLogger("aldredirekt.grpc")
+
+_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+# Probes and tooling must work without a token; nothing here reveals data.
+OPEN_SERVICES = (
+    "/grpc.health.v1.Health/",
+    "/grpc.reflection.v1alpha.ServerReflection/",
+    "/grpc.reflection.v1.ServerReflection/",
+)
+
+
+def current_caller() -> Caller:
+    """The authenticated caller of the call being served."""
+    caller = _caller.get()
+    if caller is None:
+        raise Unauthenticated("no authenticated caller", reason="TOKEN_MISSING")
+    return caller
+
+
+def current_trace_id() -> str | None:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: Any) -> None:
+    grpc_status = rpc_status.to_status(status)
+    await context.abort(grpc_status.code, grpc_status.details, grpc_status.trailing_metadata)
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Authenticates, maps errors and writes one log line per call, for unary and server-streaming RPCs."""
+
+    def __init__(self, verifier: TokenVerifier):
+        self.verifier = verifier
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(OPEN_SERVICES):
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+        token = bearer_from_metadata(context.invocation_metadata())  # type: ignore[arg-type]
+        if token is None:
+            raise Unauthenticated(
+                "a bearer token is required in the authorization metadata", reason="TOKEN_MISSING"
+            )
+        return await self.verifier.verify(token)
+
+    def _wrap_unary(
+        self, method: str, behaviour: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            caller: Caller | None = None
+            token = None
+            try:
+                caller = await self._authenticate(context)
+                token = _caller.set(caller)
+                return await behaviour(request, context)
+            except DomainError as error:
+                code = status_code(error).name
+                await abort_with(context, to_status(error))
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as error:
+                if _is_abort(error):
+                    code = "ABORTED_BY_HANDLER"
+                    raise
+                code = "INTERNAL"
+                log.exception("unexpected error in %s", method, extra={"grpc_method": method})
+                await abort_with(context, internal_status(current_trace_id()))
+            finally:
+                if token is not None:
+                    _caller.reset(token)
+                _log_call(method, code, started, caller)
+            return None
+
+        return call
+
+    def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+        async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            code = "OK"
+            caller: Caller | None = None
+            token = None
+            try:
+                caller = await self._authenticate(context)
+                token = _caller.set(caller)
+                async for item in behaviour(request, context):
+                    yield item
+            except DomainError as error:
+                code = status_code(error).name
+                await abort_with(context, to_status(error))
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as error:
+                if _is_abort(error):
+                    raise
+                code = "INTERNAL"
+                log.exception("unexpected error in %s", method, extra={"grpc_method": method})
+                await abort_with(context, internal_status(current_trace_id()))
+            finally:
+                if token is not None:
+                    _caller.reset(token)
+                _log_call(method, code, started, caller)
+
+        return call
+
+
+def _is_abort(error: Exception) -> bool:
+    # context.abort() raises an internal exception that must travel up untouched.
+    return type(error).__name__ == "AbortError"
+
+
+def _log_call(method: str, code: str, started: float, caller: Caller | None) -> None:
+    log.info(
+        "%s %s",
+        method,
+        code,
+        extra={
+            "grpc_method": method,
+            "grpc_code": code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "caller_roles": sorted(caller.roles) if caller else [],
+        },
+    )
+
+
+@dataclass
+class ServiceDefinition:
+    """A servicer to serve: its `add_…_to_server` function and full service name for health and reflection."""
+
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+    full_name: str
+
+
+@dataclass
+class GrpcServer:
+    """A started server. `ready` says whether it may be given traffic (database up, schema at head)."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health_aio.HealthServicer
+    service_names: list[str]
+    ready: Callable[[], Awaitable[bool]]
+    readiness_interval: float
+    _watcher: asyncio.Task[None] | None = None
+    _draining: bool = False
+    _serving: bool | None = field(default=None)
+
+    async def refresh_health(self) -> bool:
+        serving = (not self._draining) and await self.ready()
+        if serving != self._serving:
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ["", *self.service_names]:
+                await self.health.set(name, status)
+            if self._serving is not None:
+                log.warning("health changed to %s", "SERVING" if serving else "NOT_SERVING")
+            self._serving = serving
+        return serving
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                await self.refresh_health()
+            except Exception:
+                log.exception("readiness check failed")
+            await asyncio.sleep(self.readiness_interval)
+
+    def start_watching(self) -> None:
+        self._watcher = asyncio.create_task(self._watch(), name="readiness")
+
+    async def stop(self, grace: float) -> None:
+        """Drains: NOT_SERVING first so no new traffic comes, then in-flight calls get `grace` seconds."""
+        self._draining = True
+        if self._watcher is not None:
+            self._watcher.cancel()
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+
+    async def wait_for_signal(self, grace: float) -> None:
+        """Serves until SIGTERM or SIGINT, then drains and returns."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("stopping: draining in-flight calls for up to %.1f s", grace)
+            await self.stop(grace)
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+
+async def start_grpc_server(
+    *,
+    services: Sequence[ServiceDefinition],
+    verifier: TokenVerifier,
+    host: str,
+    port: int,
+    ready: Callable[[], Awaitable[bool]],
+    extra_interceptors: Iterable[grpc.aio.ServerInterceptor[Any, Any]] = (),
+    readiness_interval: float = 5.0,
+) -> GrpcServer:
+    """Starts a server on host:port (port 0 picks a free one) and begins reporting health."""
+    server = grpc.aio.server(
+        interceptors=[*extra_interceptors, CallInterceptor(verifier)],
+        options=[
+            ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+            ("grpc.max_send_message_length", 32 * 1024 * 1024),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+        ],
+    )
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for definition in services:
+        definition.add_to_server(definition.servicer, server)
+    names = [d.full_name for d in services]
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
+    )
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"could not listen on {host}:{port}")
+    await server.start()
+    running = GrpcServer(
+        server=server,
+        port=bound,
+        health=health,
+        service_names=names,
+        ready=ready,
+        readiness_interval=readiness_interval,
+    )
+    await running.refresh_health()
+    running.start_watching()
+    return running

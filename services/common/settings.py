@@ -1,0 +1,158 @@
+"""Typed settings read from environment variables and validated at start-up.
+
+A wrong value stops the process with a message that names the variable. Nothing here reads the
+environment at import time: `Settings.from_env()` is called by each service's bootstrap.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsError(Exception):
+    """A variable is missing or has a value that cannot be used."""
+
+    def __init__(self, variable: str, problem: str):
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+class Env:
+    """Reads typed values from a mapping of environment variables and collects every error."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None):
+        self.environ = os.environ if environ is None else environ
+        self.errors: list[SettingsError] = []
+
+    def _get(self, name: str, default: T, parse: Callable[[str], T], problem: str) -> T:
+        raw = self.environ.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return parse(raw.strip())
+        except (ValueError, TypeError):
+            self.errors.append(SettingsError(name, f"{problem}, got {raw!r}"))
+            return default
+
+    def text(self, name: str, default: str) -> str:
+        return self._get(name, default, lambda v: v, "expected text")
+
+    def optional_text(self, name: str) -> str | None:
+        value = self.environ.get(name, "").strip()
+        return value or None
+
+    def integer(
+        self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+    ) -> int:
+        value = self._get(name, default, int, "expected a whole number")
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            self.errors.append(SettingsError(name, f"must be {bounds}, got {value}"))
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
+        value = self._get(name, default, float, "expected a number")
+        if minimum is not None and value < minimum:
+            self.errors.append(SettingsError(name, f"must be at least {minimum}, got {value}"))
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            lowered = raw.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+
+        return self._get(name, default, parse, "expected true or false")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default)
+        if value not in choices:
+            self.errors.append(SettingsError(name, f"must be one of {', '.join(choices)}, got {value!r}"))
+        return value
+
+    def check(self) -> None:
+        """Raises the first error, with all of them in the message, when any variable was wrong."""
+        if self.errors:
+            message = "; ".join(str(e) for e in self.errors)
+            first = self.errors[0]
+            raise SettingsError(first.variable, message.removeprefix(f"{first.variable}: "))
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why a database URL cannot be used, or None when it can."""
+    if url.startswith("sqlite+aiosqlite:///") or url.startswith("postgresql+asyncpg://"):
+        return None
+    return "must start with sqlite+aiosqlite:/// or postgresql+asyncpg://"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What every gRPC service is configured with; the prefix is the service's, e.g. DIRECTORY_."""
+
+    service: str
+    host: str
+    port: int
+    database_url: str
+    migrate_on_start: bool
+    db_pool_size: int
+    grace_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Env, *, service: str, default_port: int) -> ServerSettings:
+        prefix = service.upper() + "_"
+        url = env.text(prefix + "DATABASE_URL", f"sqlite+aiosqlite:///var/{service}.db")
+        problem = database_url_problem(url)
+        if problem:
+            env.errors.append(SettingsError(prefix + "DATABASE_URL", problem))
+        return cls(
+            service=service,
+            host=env.text(prefix + "HOST", "127.0.0.1"),
+            port=env.integer(prefix + "PORT", default_port, minimum=0, maximum=65535),
+            database_url=url,
+            migrate_on_start=env.flag(prefix + "MIGRATE_ON_START", True),
+            db_pool_size=env.integer(prefix + "DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            grace_seconds=env.number(prefix + "GRACE_SECONDS", 10.0, minimum=0.0),
+            log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        )
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Where tokens come from. Without AUTH_JWKS the local development issuer under ./var is trusted."""
+
+    issuer: str | None
+    audience: str
+    jwks: str | None
+    dev_dir: str
+
+    @property
+    def uses_dev_issuer(self) -> bool:
+        return self.jwks is None
+
+    @classmethod
+    def from_env(cls, env: Env) -> AuthSettings:
+        jwks = env.optional_text("AUTH_JWKS")
+        issuer = env.optional_text("AUTH_ISSUER")
+        if jwks is not None and issuer is None:
+            env.errors.append(SettingsError("AUTH_ISSUER", "is required when AUTH_JWKS is set"))
+        if jwks is not None and not (
+            jwks.startswith(("https://", "http://")) or jwks.endswith(".json") or os.path.isfile(jwks)
+        ):
+            env.errors.append(
+                SettingsError("AUTH_JWKS", f"must be an http(s) URL or a JSON file, got {jwks!r}")
+            )
+        return cls(
+            issuer=issuer,
+            audience=env.text("AUTH_AUDIENCE", "aldredirekt"),
+            jwks=jwks,
+            dev_dir=env.text("AUTH_DEV_DIR", "var/dev-issuer"),
+        )
