@@ -1,0 +1,706 @@
+"""The directory's use cases: one transaction each, permission checked before anything is looked up."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.common.audit import AccessRecord
+from services.common.audit_writer import AccessLog
+from services.common.auth import Caller, Role
+from services.common.db import Idempotency
+from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, StaleEtag
+from services.common.etags import check_etag
+from services.common.pagination import PageRequest
+from services.common.personnummer import parse_person_number
+from services.directory import transfer
+from services.directory.model import (
+    Absence,
+    ContactRoute,
+    District,
+    Officer,
+    OfficerRole,
+    Responsible,
+    RuleSet,
+    Specialty,
+    Unit,
+    UnitSnapshot,
+    absence_violations,
+    may_see_direct_numbers,
+    officer_violations,
+    public_route,
+    raise_if,
+    resolve_in_unit,
+    rule_set_violations,
+    unit_violations,
+)
+from services.directory.store import ConcurrentChange, DirectoryUnitOfWork, OfficerQuery
+
+SERVICE = "directory"
+
+STAFF = (
+    Role.AGENT,
+    Role.OFFICER,
+    Role.UNIT_MANAGER,
+    Role.DIRECTORY_ADMIN,
+    Role.AUDITOR,
+    Role.FINANCE,
+    Role.SERVICE,
+)
+ROUTERS = (Role.AGENT, Role.OFFICER, Role.UNIT_MANAGER, Role.DIRECTORY_ADMIN, Role.SERVICE)
+ADMINS = (Role.DIRECTORY_ADMIN,)
+PUBLIC = (*STAFF, Role.CITIZEN)
+
+UowFactory = Callable[..., DirectoryUnitOfWork]
+
+
+@dataclass
+class SnapshotCache:
+    """The units with their rules, officers and absences, read once and kept while the directory is unchanged.
+
+    ResolveResponsible runs on every forwarded case; the directory changes a few times a day. The cached
+    copy is checked against the directory's revision at most every `max_age` seconds, and dropped at once
+    when this process writes.
+    """
+
+    max_age: float = 1.0
+    revision: int = -1
+    checked_at: float = 0.0
+    units: dict[str, UnitSnapshot] = field(default_factory=dict)
+    districts: dict[str, District] = field(default_factory=dict)
+    officer_units: dict[str, str] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def invalidate(self) -> None:
+        self.revision = -1
+        self.checked_at = 0.0
+
+    async def current(self, uow_factory: UowFactory, now: datetime) -> SnapshotCache:
+        if time.monotonic() - self.checked_at < self.max_age and self.revision >= 0:
+            return self
+        async with self.lock:
+            if time.monotonic() - self.checked_at < self.max_age and self.revision >= 0:
+                return self
+            async with uow_factory(write=False) as uow:
+                revision = await uow.directory.revision()
+                if revision != self.revision:
+                    await self._load(uow, now)
+                    self.revision = revision
+            self.checked_at = time.monotonic()
+        return self
+
+    async def _load(self, uow: DirectoryUnitOfWork, now: datetime) -> None:
+        repo = uow.directory
+        self.districts = {d.district_id: d for d in await repo.list_districts()}
+        units: dict[str, UnitSnapshot] = {}
+        officer_units: dict[str, str] = {}
+        for unit in await repo.all_units():
+            snapshot = UnitSnapshot(
+                unit=unit,
+                rule_set=await repo.get_rule_set(unit.unit_id),
+                officers=await repo.officers_of_unit(unit.unit_id),
+                # Absences that ended more than a day ago cannot matter for "now"; older times are read fresh.
+                absences=await repo.absences_of_unit(unit.unit_id, ending_after=now - timedelta(days=1)),
+            )
+            units[unit.unit_id] = snapshot
+            officer_units.update({officer_id: unit.unit_id for officer_id in snapshot.officers})
+        self.units = units
+        self.officer_units = officer_units
+
+
+@dataclass
+class Directory:
+    """What the use cases need, wired by bootstrap: real or fake."""
+
+    uow: UowFactory
+    access_log: AccessLog
+    contact_center_phone: str
+    cache: SnapshotCache = field(default_factory=SnapshotCache)
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+# ---- views: what a caller may see -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnitView:
+    unit: Unit
+    route: ContactRoute
+    public_only: bool
+
+
+@dataclass(frozen=True)
+class OfficerView:
+    officer: Officer
+    phone_withheld: bool
+
+
+def _unit_view(directory: Directory, caller: Caller, unit: Unit) -> UnitView:
+    return UnitView(
+        unit=unit,
+        route=public_route(unit, directory.contact_center_phone),
+        public_only=not caller.has_role(*STAFF),
+    )
+
+
+def _caller_unit_id(caller: Caller) -> str | None:
+    return caller.unit.removeprefix("units/") if caller.unit else None
+
+
+def officer_view(caller: Caller, officer: Officer, unit: Unit | None) -> OfficerView:
+    if unit is None or not officer.phone:
+        return OfficerView(officer, phone_withheld=False)
+    allowed = may_see_direct_numbers(
+        unit=unit, caller_unit_id=_caller_unit_id(caller), is_admin=caller.has_role(Role.DIRECTORY_ADMIN)
+    )
+    if allowed:
+        return OfficerView(officer, phone_withheld=False)
+    return OfficerView(replace(officer, phone=""), phone_withheld=True)
+
+
+async def _officer_views(
+    uow: DirectoryUnitOfWork, caller: Caller, items: Sequence[Officer]
+) -> list[OfficerView]:
+    unit_ids = {o.unit_id for o in items}
+    unit_map = {u: await uow.directory.get_unit(u) for u in unit_ids}
+    return [officer_view(caller, o, unit_map[o.unit_id]) for o in items]
+
+
+# ---- parsing names ----------------------------------------------------------------------------------------
+
+
+def resource_id(name: str, collection: str, field_name: str) -> str:
+    """The id of "collection/{id}"; names that do not have that shape are refused naming the field."""
+    prefix = collection + "/"
+    if not name:
+        raise InvalidArgument.field(field_name, f"is required, e.g. {collection}/example")
+    if not name.startswith(prefix) or "/" in name[len(prefix) :] or len(name) == len(prefix):
+        raise InvalidArgument.field(field_name, f"{name!r} is not a name of the form {collection}/{{id}}")
+    return name[len(prefix) :]
+
+
+def absence_ids(name: str, field_name: str) -> tuple[str, str]:
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "officers" or parts[2] != "absences" or not parts[1] or not parts[3]:
+        raise InvalidArgument.field(
+            field_name, f"{name!r} is not a name of the form officers/{{o}}/absences/{{a}}"
+        )
+    return parts[1], parts[3]
+
+
+# ---- districts --------------------------------------------------------------------------------------------
+
+
+async def _follow_successors(uow: DirectoryUnitOfWork, district: District) -> District:
+    current = district
+    for _ in range(10):
+        if current.successor_id is None:
+            return current
+        successor = await uow.directory.get_district(current.successor_id)
+        if successor is None:
+            return current
+        current = successor
+    return current
+
+
+async def get_district(*, directory: Directory, caller: Caller, name: str) -> tuple[District, District]:
+    caller.require_role(*PUBLIC)
+    district_id = resource_id(name, "districts", "name")
+    async with directory.uow(write=False) as uow:
+        district = await uow.directory.get_district(district_id)
+        if district is None:
+            raise NotFound(name)
+        return district, await _follow_successors(uow, district)
+
+
+async def list_districts(
+    *, directory: Directory, caller: Caller, page: PageRequest, include_retired: bool
+) -> tuple[list[District], str]:
+    caller.require_role(*PUBLIC)
+    today = directory.clock().date()
+    async with directory.uow(write=False) as uow:
+        found = [
+            d
+            for d in await uow.directory.list_districts()
+            if (include_retired or d.is_current(today)) and (page.after is None or d.district_id > page.after)
+        ]
+    items = found[: page.size]
+    return items, page.next_token(items[-1].district_id if items else None, more=len(found) > page.size)
+
+
+# ---- units ------------------------------------------------------------------------------------------------
+
+
+async def get_unit(*, directory: Directory, caller: Caller, name: str) -> UnitView:
+    caller.require_role(*PUBLIC)
+    unit_id = resource_id(name, "units", "name")
+    async with directory.uow(write=False) as uow:
+        unit = await uow.directory.get_unit(unit_id)
+    if unit is None:
+        raise NotFound(name)
+    return _unit_view(directory, caller, unit)
+
+
+async def list_units(
+    *, directory: Directory, caller: Caller, page: PageRequest, district: str
+) -> tuple[list[UnitView], str]:
+    caller.require_role(*PUBLIC)
+    district_id = resource_id(district, "districts", "district") if district else None
+    async with directory.uow(write=False) as uow:
+        if district_id and await uow.directory.get_district(district_id) is None:
+            raise NotFound(district)
+        found = await uow.directory.list_units(district_id=district_id, after=page.after, limit=page.size + 1)
+    items = found[: page.size]
+    return (
+        [_unit_view(directory, caller, u) for u in items],
+        page.next_token(items[-1].unit_id if items else None, more=len(found) > page.size),
+    )
+
+
+async def create_unit(
+    *, directory: Directory, caller: Caller, unit: Unit, idempotency: Idempotency | None = None
+) -> UnitView:
+    caller.require_role(*ADMINS)
+    raise_if(unit_violations(unit))
+    async with directory.uow(idempotency=idempotency) as uow:
+        if await uow.directory.get_district(unit.district_id) is None:
+            raise NotFound(f"districts/{unit.district_id}")
+        if await uow.directory.get_unit(unit.unit_id) is not None:
+            raise InvalidArgument.field(
+                "unit_id", f"units/{unit.unit_id} already exists", reason="ALREADY_EXISTS"
+            )
+        stored = await uow.directory.add_unit(unit)
+        view = _unit_view(directory, caller, stored)
+        await uow.commit(view)
+    directory.cache.invalidate()
+    return view
+
+
+UNIT_FIELDS = (
+    "display_name",
+    "district",
+    "mailbox",
+    "acute_phone",
+    "acute_hours",
+    "contact_policy",
+    "reception_phone",
+    "phone_hours",
+    "team_model",
+)
+OFFICER_FIELDS = (
+    "given_name",
+    "family_name",
+    "unit",
+    "role",
+    "specialties",
+    "languages",
+    "team",
+    "phone",
+    "email",
+    "active",
+    "caseload",
+)
+
+
+def _apply_mask(current: Any, sent: Any, mask: Sequence[str], allowed: Sequence[str], prefix: str) -> Any:
+    fields = list(mask) or list(allowed)
+    renames = {"district": "district_id", "unit": "unit_id"}
+    changes: dict[str, Any] = {}
+    for index, name in enumerate(fields):
+        if name not in allowed:
+            raise InvalidArgument.field(
+                f"update_mask[{index}]",
+                f"{name!r} is not a writable field of {prefix}; use one of {', '.join(allowed)}",
+            )
+        attribute = renames.get(name, name)
+        changes[attribute] = getattr(sent, attribute)
+    return replace(current, **changes)
+
+
+async def update_unit(
+    *, directory: Directory, caller: Caller, unit: Unit, etag: str, update_mask: Sequence[str]
+) -> UnitView:
+    caller.require_role(*ADMINS)
+    async with directory.uow() as uow:
+        current = await uow.directory.get_unit(unit.unit_id)
+        if current is None:
+            raise NotFound(unit.name)
+        check_etag(name=current.name, revision=current.revision, sent=etag, field="unit.etag")
+        changed = _apply_mask(current, unit, update_mask, UNIT_FIELDS, "unit")
+        raise_if(unit_violations(changed))
+        if (
+            changed.district_id != current.district_id
+            and await uow.directory.get_district(changed.district_id) is None
+        ):
+            raise NotFound(f"districts/{changed.district_id}")
+        stored = await _saved(uow.directory.save_unit(changed))
+        await uow.commit()
+    directory.cache.invalidate()
+    return _unit_view(directory, caller, stored)
+
+
+async def _saved(write: Any) -> Any:
+    try:
+        return await write
+    except ConcurrentChange as change:
+        raise StaleEtag(change.name) from None
+
+
+# ---- officers ---------------------------------------------------------------------------------------------
+
+
+async def get_officer(*, directory: Directory, caller: Caller, name: str) -> OfficerView:
+    caller.require_role(*STAFF)
+    officer_id = resource_id(name, "officers", "name")
+    async with directory.uow(write=False) as uow:
+        officer = await uow.directory.get_officer(officer_id)
+        if officer is None:
+            raise NotFound(name)
+        return officer_view(caller, officer, await uow.directory.get_unit(officer.unit_id))
+
+
+async def search_officers(
+    *, directory: Directory, caller: Caller, page: PageRequest, query: OfficerQuery
+) -> tuple[list[OfficerView], str]:
+    caller.require_role(*STAFF)
+    async with directory.uow(write=False) as uow:
+        if query.unit_id and await uow.directory.get_unit(query.unit_id) is None:
+            raise NotFound(f"units/{query.unit_id}")
+        if query.district_id and await uow.directory.get_district(query.district_id) is None:
+            raise NotFound(f"districts/{query.district_id}")
+        found = await uow.directory.find_officers(query, after=page.after, limit=page.size + 1)
+        items = found[: page.size]
+        views = await _officer_views(uow, caller, items)
+    return views, page.next_token(items[-1].officer_id if items else None, more=len(found) > page.size)
+
+
+async def create_officer(
+    *, directory: Directory, caller: Caller, officer: Officer, idempotency: Idempotency | None = None
+) -> OfficerView:
+    caller.require_role(*ADMINS)
+    raise_if(officer_violations(officer))
+    async with directory.uow(idempotency=idempotency) as uow:
+        unit = await uow.directory.get_unit(officer.unit_id)
+        if unit is None:
+            raise NotFound(f"units/{officer.unit_id}")
+        if await uow.directory.get_officer(officer.officer_id) is not None:
+            raise InvalidArgument.field(
+                "officer_id", f"officers/{officer.officer_id} already exists", reason="ALREADY_EXISTS"
+            )
+        stored = await uow.directory.add_officer(officer)
+        view = officer_view(caller, stored, unit)
+        await uow.commit(view)
+    directory.cache.invalidate()
+    return view
+
+
+async def update_officer(
+    *, directory: Directory, caller: Caller, officer: Officer, etag: str, update_mask: Sequence[str]
+) -> OfficerView:
+    caller.require_role(*ADMINS)
+    async with directory.uow() as uow:
+        current = await uow.directory.get_officer(officer.officer_id)
+        if current is None:
+            raise NotFound(officer.name)
+        check_etag(name=current.name, revision=current.revision, sent=etag, field="officer.etag")
+        changed = _apply_mask(current, officer, update_mask, OFFICER_FIELDS, "officer")
+        raise_if(officer_violations(changed))
+        unit = await uow.directory.get_unit(changed.unit_id)
+        if unit is None:
+            raise NotFound(f"units/{changed.unit_id}")
+        leaving = changed.unit_id != current.unit_id or (current.active and not changed.active)
+        if leaving:
+            still_named = await uow.directory.officer_is_referenced(current.officer_id)
+            if still_named:
+                raise FailedPrecondition(
+                    f"{current.name} is still responsible in {', '.join(still_named[:5])}; "
+                    "replace the unit's assignment rules first",
+                    reason="OFFICER_IN_USE",
+                )
+        stored = await _saved(uow.directory.save_officer(changed))
+        await uow.commit()
+    directory.cache.invalidate()
+    return officer_view(caller, stored, unit)
+
+
+# ---- absences ---------------------------------------------------------------------------------------------
+
+
+async def create_absence(
+    *, directory: Directory, caller: Caller, absence: Absence, idempotency: Idempotency | None = None
+) -> Absence:
+    caller.require_role(*ADMINS)
+    async with directory.uow(idempotency=idempotency) as uow:
+        officer = await uow.directory.get_officer(absence.officer_id)
+        if officer is None:
+            raise NotFound(f"officers/{absence.officer_id}")
+        substitute = await uow.directory.get_officer(absence.substitute_id) if absence.substitute_id else None
+        if not absence.substitute_id:
+            raise InvalidArgument.field("absence.substitute", "is required: name an officer of the same unit")
+        raise_if(absence_violations(absence, officer=officer, substitute=substitute))
+        if await uow.directory.get_absence(absence.officer_id, absence.absence_id) is not None:
+            raise InvalidArgument.field(
+                "absence.name", f"{absence.name} already exists", reason="ALREADY_EXISTS"
+            )
+        if await uow.directory.absences_overlapping(absence.officer_id, absence.start, absence.end):
+            raise InvalidArgument.field("absence.start_time", "overlaps another absence of the same officer")
+        stored = await uow.directory.add_absence(absence)
+        await uow.commit(stored)
+    directory.cache.invalidate()
+    return stored
+
+
+async def list_absences(
+    *, directory: Directory, caller: Caller, parent: str, page: PageRequest
+) -> tuple[list[Absence], str]:
+    caller.require_role(*STAFF)
+    officer_id = resource_id(parent, "officers", "parent")
+    async with directory.uow(write=False) as uow:
+        if await uow.directory.get_officer(officer_id) is None:
+            raise NotFound(parent)
+        found = await uow.directory.list_absences(officer_id, after=page.after, limit=page.size + 1)
+    items = found[: page.size]
+    return items, page.next_token(items[-1].absence_id if items else None, more=len(found) > page.size)
+
+
+async def delete_absence(*, directory: Directory, caller: Caller, name: str) -> None:
+    caller.require_role(*ADMINS)
+    officer_id, absence_id = absence_ids(name, "name")
+    async with directory.uow() as uow:
+        if not await uow.directory.delete_absence(officer_id, absence_id):
+            raise NotFound(name)
+        await uow.commit()
+    directory.cache.invalidate()
+
+
+# ---- assignment rules -------------------------------------------------------------------------------------
+
+
+async def get_assignment_rules(*, directory: Directory, caller: Caller, unit: str) -> RuleSet:
+    caller.require_role(*STAFF)
+    unit_id = resource_id(unit, "units", "unit")
+    async with directory.uow(write=False) as uow:
+        if await uow.directory.get_unit(unit_id) is None:
+            raise NotFound(unit)
+        return await uow.directory.get_rule_set(unit_id)
+
+
+async def replace_assignment_rules(
+    *,
+    directory: Directory,
+    caller: Caller,
+    rule_set: RuleSet,
+    etag: str,
+    idempotency: Idempotency | None = None,
+) -> RuleSet:
+    caller.require_role(*ADMINS)
+    async with directory.uow(idempotency=idempotency) as uow:
+        if await uow.directory.get_unit(rule_set.unit_id) is None:
+            raise NotFound(f"units/{rule_set.unit_id}")
+        current = await uow.directory.get_rule_set(rule_set.unit_id)
+        check_etag(name=current.name, revision=current.revision, sent=etag, field="rule_set.etag")
+        officers = await uow.directory.officers_of_unit(rule_set.unit_id)
+        raise_if(
+            rule_set_violations(
+                rule_set,
+                officers=officers,
+                other_units_areas=await uow.directory.areas_of_other_units(rule_set.unit_id),
+            )
+        )
+        stored: RuleSet = await _saved(
+            uow.directory.save_rule_set(replace(rule_set, revision=current.revision))
+        )
+        await uow.commit(stored)
+    directory.cache.invalidate()
+    return stored
+
+
+# ---- who is responsible -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolveQuery:
+    person_number: str
+    district: str = ""
+    postal_code: str = ""
+    need_role: OfficerRole | None = None
+    need_specialty: Specialty | None = None
+    named_officer: str = ""
+    at: datetime | None = None
+    purpose: str = ""
+
+
+@dataclass(frozen=True)
+class ResolvedView:
+    responsible: Responsible
+    officer: OfficerView | None
+    absent_officer: OfficerView | None
+    team_members: tuple[OfficerView, ...]
+    unit: UnitView
+    unit_managers: tuple[OfficerView, ...] = ()
+
+
+async def resolve_responsible(*, directory: Directory, caller: Caller, query: ResolveQuery) -> ResolvedView:
+    caller.require_role(*ROUTERS)
+    # Anonymous cases are routed too: without a person number no rule by day of birth applies, and
+    # there is nobody's data to log.
+    person = parse_person_number(query.person_number, field="person_number") if query.person_number else None
+    violations: list[FieldViolation] = []
+    if query.postal_code and not (
+        len(query.postal_code.replace(" ", "")) == 5 and query.postal_code.replace(" ", "").isdigit()
+    ):
+        violations.append(FieldViolation("postal_code", "must be five digits, e.g. 16270 or 162 70"))
+    if not query.district and not query.postal_code and not query.named_officer:
+        violations.append(
+            FieldViolation("district", "give the person's district, postal code or named officer")
+        )
+    if not query.purpose.strip():
+        violations.append(
+            FieldViolation("purpose", "is required: say why, e.g. the case, for the access log")
+        )
+    elif len(query.purpose) > 255:
+        violations.append(FieldViolation("purpose", "must be at most 255 characters"))
+    raise_if(violations)
+    district_id = resource_id(query.district, "districts", "district") if query.district else None
+    named_id = resource_id(query.named_officer, "officers", "named_officer") if query.named_officer else None
+    postal_code = query.postal_code.replace(" ", "") or None
+    now = directory.clock()
+    at = query.at or now
+
+    cache = await directory.cache.current(directory.uow, now)
+    if at < now - timedelta(hours=23):
+        # The cache keeps recent absences only; a question about the past is answered from the tables.
+        cache = await SnapshotCache(max_age=0).current(directory.uow, at)
+
+    district: District | None = None
+    if district_id is not None:
+        district = cache.districts.get(district_id)
+        if district is None:
+            raise NotFound(f"districts/{district_id}")
+        for _ in range(10):
+            if district.successor_id is None or district.successor_id not in cache.districts:
+                break
+            district = cache.districts[district.successor_id]
+
+    named: Officer | None = None
+    if named_id is not None:
+        unit_of_named = cache.officer_units.get(named_id)
+        if unit_of_named is None:
+            raise NotFound(f"officers/{named_id}")
+        named = cache.units[unit_of_named].officers[named_id]
+
+    snapshot = _choose_unit(cache, district, postal_code, named)
+    if snapshot is None:
+        if district is not None:
+            raise FailedPrecondition(f"{district.name} has no elderly-care unit", reason="NO_UNIT")
+        raise NotFound(
+            f"postal code {postal_code}", message=f"no unit's area covers postal code {postal_code}"
+        )
+    unit_district = cache.districts[snapshot.unit.district_id]
+
+    birth_day = person.birth_date.day if person is not None else None
+    responsible = resolve_in_unit(
+        snapshot,
+        district=unit_district,
+        birth_day=birth_day,
+        postal_code=postal_code,
+        need_role=query.need_role,
+        need_specialty=query.need_specialty,
+        named_officer=named,
+        at=at,
+    )
+    if person is not None:
+        await directory.access_log.record(
+            AccessRecord(
+                actor=caller.subject,
+                actor_role=_primary_role(caller),
+                person_number=str(person),
+                action="directory.ResolveResponsible",
+                purpose=query.purpose.strip(),
+                occurred_at=now,
+            )
+        )
+    unit = snapshot.unit
+
+    def view(o: Officer | None) -> OfficerView | None:
+        return officer_view(caller, o, unit) if o is not None else None
+
+    return ResolvedView(
+        responsible=responsible,
+        officer=view(responsible.officer),
+        absent_officer=view(responsible.absent_officer),
+        team_members=tuple(officer_view(caller, o, unit) for o in responsible.team_members),
+        unit=_unit_view(directory, caller, unit),
+        unit_managers=tuple(
+            officer_view(caller, o, unit)
+            for o in sorted(snapshot.officers.values(), key=lambda o: o.officer_id)
+            if o.active and o.role is OfficerRole.UNIT_MANAGER
+        ),
+    )
+
+
+def _choose_unit(
+    cache: SnapshotCache, district: District | None, postal_code: str | None, named: Officer | None
+) -> UnitSnapshot | None:
+    if named is not None:
+        return cache.units[named.unit_id]
+    by_postal = next(
+        (s for s in cache.units.values() if postal_code and s.rule_set.area_of(postal_code) is not None), None
+    )
+    if district is None:
+        return by_postal
+    in_district = sorted(
+        (s for s in cache.units.values() if s.unit.district_id == district.district_id),
+        key=lambda s: s.unit.unit_id,
+    )
+    if by_postal is not None and by_postal in in_district:
+        return by_postal
+    return in_district[0] if in_district else None
+
+
+def _primary_role(caller: Caller) -> str:
+    for role in (Role.SERVICE, Role.AGENT, Role.OFFICER, Role.UNIT_MANAGER, Role.DIRECTORY_ADMIN):
+        if role in caller.roles:
+            return role.value
+    return sorted(caller.roles)[0].value
+
+
+# ---- import and export ------------------------------------------------------------------------------------
+
+
+async def export_directory(*, directory: Directory, caller: Caller) -> dict[str, str]:
+    # The export holds every direct number, so it is for the directory's administrators only.
+    caller.require_role(*ADMINS)
+    async with directory.uow(write=False) as uow:
+        repo = uow.directory
+        all_units = await repo.all_units()
+        rule_sets = [await repo.get_rule_set(u.unit_id) for u in all_units]
+        return transfer.export_files(
+            all_units, await repo.all_officers(), await repo.all_absences(), rule_sets
+        )
+
+
+async def import_directory(
+    *,
+    directory: Directory,
+    caller: Caller,
+    files: dict[str, str],
+    validate_only: bool,
+    idempotency: Idempotency | None = None,
+) -> transfer.ImportCounts:
+    caller.require_role(*ADMINS)
+    async with directory.uow(idempotency=None if validate_only else idempotency) as uow:
+        known_districts = {d.district_id for d in await uow.directory.list_districts()}
+        parsed = transfer.parse_files(files, known_districts=known_districts)
+        if validate_only:
+            return parsed.counts
+        await uow.directory.replace_directory(
+            parsed.units, parsed.officers, parsed.absences, parsed.rule_sets
+        )
+        await uow.commit(parsed.counts)
+    directory.cache.invalidate()
+    return parsed.counts

@@ -1,0 +1,67 @@
+"""Seeds an empty directory with the synthetic city, through the same checks as a CSV import.
+
+`python -m services.directory.seed [--force]` migrates the directory's database and imports the city
+unless units already exist (or always, with --force). Only for demos and local runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from services.common.audit_writer import MemoryAccessLog
+from services.common.auth import Caller, Role
+from services.common.db import create_engine
+from services.common.migrate import upgrade_to_head
+from services.directory import handlers
+from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
+from services.directory.store import units
+from synthcity.city import generate_city
+from synthcity.directory_csv import directory_csv_files
+
+SEEDER = Caller(
+    subject="seed", roles=frozenset({Role.DIRECTORY_ADMIN}), unit=None, person_number=None, token=""
+)
+
+
+async def seed(settings: DirectorySettings, *, force: bool, city_seed: int, officers: int) -> str:
+    engine = create_engine(settings.server.database_url)
+    try:
+        await upgrade_to_head(engine, MIGRATIONS)
+        directory = bootstrap(settings, engine, access=MemoryAccessLog())
+        async with directory.uow(write=False) as uow:
+            existing = await uow.directory.count(units)
+        if existing and not force:
+            return f"directory: {existing} units already there, not seeded (use --force to replace)"
+        files = directory_csv_files(generate_city(seed=city_seed, officers=officers))
+        counts = await handlers.import_directory(
+            directory=directory, caller=SEEDER, files=files, validate_only=False
+        )
+        return (
+            f"directory: seeded {counts.units} units, {counts.officers} officers, "
+            f"{counts.absences} absences, {counts.areas} areas, {counts.rules} rules"
+        )
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--force", action="store_true", help="replace a directory that is not empty")
+    parser.add_argument("--seed", type=int, default=2026, help="the synthetic city's random seed")
+    parser.add_argument("--officers", type=int, default=400)
+    arguments = parser.parse_args()
+    print(
+        asyncio.run(
+            seed(
+                DirectorySettings.from_env(),
+                force=arguments.force,
+                city_seed=arguments.seed,
+                officers=arguments.officers,
+            )
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
