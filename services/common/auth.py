@@ -261,6 +261,10 @@ class JwksSource:
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
 
+    def clock(self) -> float:
+        """The source's monotonic clock, which the verifier's cache shares."""
+        return self._clock()
+
     @property
     def location(self) -> str:
         return self._location
@@ -350,6 +354,10 @@ def _present(token: str | None) -> str:
     return token.strip()
 
 
+_VERIFIED_CACHE_SIZE = 10_000
+_VERIFIED_CACHE_SECONDS = 60.0
+
+
 class TokenVerifier:
     """Verifies bearer tokens from one issuer for one audience and names the caller."""
 
@@ -358,10 +366,22 @@ class TokenVerifier:
         self.audience = audience
         self.jwks = jwks
         self.leeway_seconds = leeway_seconds
+        self._verified: dict[str, tuple[Caller, float, float]] = {}
 
     async def verify(self, token: str | None) -> Caller:
         present = _present(token)
-        return _caller_from(await self.verified_claims(present), present)
+        now, tick = time.time(), self.jwks.clock()
+        cached = self._verified.get(present)
+        if cached is not None and now < cached[1] and tick - cached[2] < _VERIFIED_CACHE_SECONDS:
+            return cached[0]
+        claims = await self.verified_claims(present)
+        caller = _caller_from(claims, present)
+        # A verified token is reused for a minute at most (and never past its expiry), so a withdrawn
+        # key stops working soon; checking an ES256 signature costs more than most calls.
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[present] = (caller, float(claims["exp"]) + self.leeway_seconds, tick)
+        return caller
 
     async def verified_claims(self, token: str | None) -> dict[str, Any]:
         """The claims of a token whose signature, issuer, audience and times all check out.
