@@ -235,9 +235,7 @@ def test_officer_ids_emails_and_phones_are_unique_and_well_formed(cities: list[C
         assert len(set(emails)) == len(emails)
         assert len(set(phones)) == len(phones)
         assert all(ID.fullmatch(officer_id) for officer_id in ids)
-        assert all(
-            re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+\d*@stockholm\.example", email) for email in emails
-        )
+        assert all(re.fullmatch(r"[a-z0-9-]+\.[a-z0-9-]+\d*@stockholm\.example", email) for email in emails)
         assert all(PHONE.fullmatch(phone) for phone in phones)
 
 

@@ -1,0 +1,697 @@
+"""The case service's tables, repository and unit of work: the only module of the service with SQL."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy import (
+    case as sql_case,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.case.model import (
+    Case,
+    CaseStatus,
+    Channel,
+    Consent,
+    ConsentGiver,
+    Contact,
+    ContactParty,
+    Event,
+    EventKind,
+    FeedbackChannel,
+    GrantScope,
+    ReferenceItem,
+    ReferenceKind,
+)
+from services.common.audit import AccessLogTables, access_log_tables
+from services.common.business_calendar import to_local
+from services.common.db import Idempotency, UnitOfWork
+from services.common.idempotency import add_idempotency_table
+
+metadata = MetaData()
+ID = BigInteger().with_variant(Integer, "sqlite")
+
+reference_items = Table(
+    "reference_items",
+    metadata,
+    Column("kind", String(20), primary_key=True),
+    Column("item_id", String(63), primary_key=True),
+    Column("label", String(200), nullable=False),
+    Column("need_role", String(40), nullable=False, server_default=""),
+    Column("position", Integer, nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("category", String(63), nullable=False),
+    Column("case_type", String(63), nullable=False),
+    Column("case_class", String(63), nullable=False),
+    Column("district_id", String(63)),
+    Column("provider", String(200), nullable=False),
+    Column("person_number", String(12), index=True),
+    Column("acute", Boolean, nullable=False),
+    Column("feedback_channel", String(20), nullable=False),
+    Column("feedback_window", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("first_channel", String(20), nullable=False),
+    Column("unit_id", String(63)),
+    Column("officer_id", String(63)),
+    Column("team", String(60), nullable=False),
+    Column("deadline", DateTime(timezone=True)),
+    Column("forward_time", DateTime(timezone=True)),
+    Column("overdue", Boolean, nullable=False),
+    Column("deadline_kept", Boolean),
+    Column("escalation_emails", Text, nullable=False),
+    Column("escalated", Boolean, nullable=False),
+    Column("unit_mailbox", String(200), nullable=False),
+    Column("resolution", Text, nullable=False),
+    Column("resolved_at_first_contact", Boolean, nullable=False),
+    Column("forwarded_ever", Boolean, nullable=False),
+    Column("satisfaction", Integer),
+    Column("contact_count", Integer, nullable=False),
+    Column("resolve_minutes", Integer),
+    Column("create_time", DateTime(timezone=True), nullable=False, index=True),
+    # "YYYY-MM" in Europe/Stockholm, so monthly statistics group without time-zone arithmetic in SQL.
+    Column("create_month", String(7), nullable=False),
+    Column("update_time", DateTime(timezone=True), nullable=False),
+    Column("close_time", DateTime(timezone=True)),
+    Column("feedback_time", DateTime(timezone=True)),
+    Column("revision", Integer, nullable=False),
+    Index("ix_cases_unit_queue", "unit_id", "status", "deadline"),
+    Index("ix_cases_open_deadline", "status", "overdue", "deadline"),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("channel", String(20), nullable=False),
+    Column("party", String(30), nullable=False),
+    Column("contact_name", String(200), nullable=False),
+    Column("contact_phone", String(40), nullable=False),
+    Column("contact_email", String(200), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False, index=True),
+    Column("registered_by", String(255), nullable=False),
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(30), nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("given_by", String(20), nullable=False),
+    Column("verification", String(200), nullable=False),
+    Column("scopes", String(200), nullable=False),
+    Column("recorded_by", String(255), nullable=False),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("revoke_time", DateTime(timezone=True)),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("kind", String(30), nullable=False),
+    Column("case_id", ID, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("recipients", Text, nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    # Fixed when the mail is queued, so a retry after an unknown outcome is recognisably the same mail.
+    Column("message_id", String(200), nullable=False, unique=True),
+    Column("create_time", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_time", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("claimed_until", DateTime(timezone=True)),
+    Column("sent_time", DateTime(timezone=True)),
+    Column("last_error", String(500), nullable=False),
+    Index("ix_outbox_due", "sent_time", "next_attempt_time"),
+)
+
+idempotency_keys = add_idempotency_table(metadata)
+access_log: AccessLogTables = access_log_tables(metadata)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _case_values(case: Case) -> dict[str, Any]:
+    assert case.create_time is not None
+    assert case.update_time is not None
+    return {
+        "category": case.category,
+        "case_type": case.case_type,
+        "case_class": case.case_class,
+        "district_id": case.district_id,
+        "provider": case.provider,
+        "person_number": case.person_number,
+        "acute": case.acute,
+        "feedback_channel": case.feedback_channel.value,
+        "feedback_window": case.feedback_window,
+        "status": case.status.value,
+        "first_channel": case.first_channel.value,
+        "unit_id": case.unit_id,
+        "officer_id": case.officer_id,
+        "team": case.team,
+        "deadline": case.deadline,
+        "forward_time": case.forward_time,
+        "overdue": case.overdue,
+        "deadline_kept": case.deadline_kept,
+        "escalation_emails": ";".join(case.escalation_emails),
+        "escalated": case.escalated,
+        "unit_mailbox": case.unit_mailbox,
+        "resolution": case.resolution,
+        "resolved_at_first_contact": case.resolved_at_first_contact,
+        "forwarded_ever": case.forwarded_ever,
+        "satisfaction": case.satisfaction,
+        "contact_count": case.contact_count,
+        "resolve_minutes": case.resolve_minutes,
+        "create_time": case.create_time,
+        "create_month": f"{to_local(case.create_time):%Y-%m}",
+        "update_time": case.update_time,
+        "close_time": case.close_time,
+        "feedback_time": case.feedback_time,
+        "revision": case.revision,
+    }
+
+
+def _case(row: Any, found_contacts: Sequence[Contact] = (), events: Sequence[Event] = ()) -> Case:
+    return Case(
+        case_id=row.id,
+        category=row.category,
+        case_type=row.case_type,
+        case_class=row.case_class,
+        district_id=row.district_id,
+        provider=row.provider,
+        person_number=row.person_number,
+        acute=row.acute,
+        feedback_channel=FeedbackChannel(row.feedback_channel),
+        feedback_window=row.feedback_window,
+        status=CaseStatus(row.status),
+        first_channel=Channel(row.first_channel),
+        unit_id=row.unit_id,
+        officer_id=row.officer_id,
+        team=row.team,
+        deadline=_aware(row.deadline),
+        forward_time=_aware(row.forward_time),
+        overdue=row.overdue,
+        deadline_kept=row.deadline_kept,
+        escalation_emails=tuple(e for e in row.escalation_emails.split(";") if e),
+        escalated=row.escalated,
+        unit_mailbox=row.unit_mailbox,
+        resolution=row.resolution,
+        resolved_at_first_contact=row.resolved_at_first_contact,
+        forwarded_ever=row.forwarded_ever,
+        satisfaction=row.satisfaction,
+        contact_count=row.contact_count,
+        resolve_minutes=row.resolve_minutes,
+        create_time=_aware(row.create_time),
+        update_time=_aware(row.update_time),
+        close_time=_aware(row.close_time),
+        feedback_time=_aware(row.feedback_time),
+        revision=row.revision,
+        contacts=tuple(found_contacts),
+        events=tuple(events),
+    )
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(
+        contact_id=row.id,
+        channel=Channel(row.channel),
+        party=ContactParty(row.party),
+        contact_name=row.contact_name,
+        contact_phone=row.contact_phone,
+        contact_email=row.contact_email,
+        summary=row.summary,
+        create_time=_aware(row.create_time),
+        registered_by=row.registered_by,
+    )
+
+
+def _contact_values(case_id: int, contact: Contact) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "channel": contact.channel.value,
+        "party": contact.party.value,
+        "contact_name": contact.contact_name,
+        "contact_phone": contact.contact_phone,
+        "contact_email": contact.contact_email,
+        "summary": contact.summary,
+        "create_time": contact.create_time,
+        "registered_by": contact.registered_by,
+    }
+
+
+def _event_values(case_id: int, event: Event) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "kind": event.kind.value,
+        "time": event.time,
+        "actor": event.actor,
+        "detail": event.detail,
+    }
+
+
+@dataclass(frozen=True)
+class Mail:
+    kind: str
+    case_id: int
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    urgent: bool
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    mail_id: int
+    mail: Mail
+    message_id: str
+    attempts: int
+
+
+class ConcurrentChange(Exception):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+class CaseRepository:
+    def __init__(self, conn: AsyncConnection):
+        self.conn = conn
+
+    # ---- reference data ----
+
+    async def reference_items(self) -> list[ReferenceItem]:
+        rows = await self.conn.execute(
+            select(reference_items)
+            .where(reference_items.c.active.is_(True))
+            .order_by(reference_items.c.kind, reference_items.c.position)
+        )
+        return [ReferenceItem(ReferenceKind(r.kind), r.item_id, r.label, r.need_role) for r in rows]
+
+    # ---- cases ----
+
+    async def add(self, case: Case) -> Case:
+        result = await self.conn.execute(insert(cases).values(**_case_values(case)).returning(cases.c.id))
+        case_id = int(result.scalar_one())
+        stored_contacts = []
+        for contact in case.contacts:
+            contact_id = (
+                await self.conn.execute(
+                    insert(contacts).values(**_contact_values(case_id, contact)).returning(contacts.c.id)
+                )
+            ).scalar_one()
+            stored_contacts.append(replace(contact, contact_id=int(contact_id)))
+        if case.events:
+            await self.conn.execute(insert(case_events), [_event_values(case_id, e) for e in case.events])
+        return replace(case, case_id=case_id, contacts=tuple(stored_contacts))
+
+    async def get(self, case_id: int, *, for_update: bool = False) -> Case | None:
+        query = select(cases).where(cases.c.id == case_id)
+        if for_update and self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = (await self.conn.execute(query)).first()
+        if row is None:
+            return None
+        found_contacts = [
+            _contact(r)
+            for r in await self.conn.execute(
+                select(contacts).where(contacts.c.case_id == case_id).order_by(contacts.c.id)
+            )
+        ]
+        events = [
+            Event(EventKind(r.kind), _aware(r.time) or r.time, r.actor, r.detail)
+            for r in await self.conn.execute(
+                select(case_events).where(case_events.c.case_id == case_id).order_by(case_events.c.id)
+            )
+        ]
+        return _case(row, found_contacts, events)
+
+    async def save(self, before: Case, after: Case) -> Case:
+        """Writes `after`, the result of a transition of `before`: new contacts and events are appended."""
+        stored = replace(after, revision=before.revision + 1)
+        values = _case_values(stored)
+        result = await self.conn.execute(
+            update(cases)
+            .where(and_(cases.c.id == before.case_id, cases.c.revision == before.revision))
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentChange(before.name)
+        new_contacts = list(after.contacts[len(before.contacts) :])
+        saved_contacts = list(after.contacts[: len(before.contacts)])
+        for contact in new_contacts:
+            contact_id = (
+                await self.conn.execute(
+                    insert(contacts)
+                    .values(**_contact_values(before.case_id, contact))
+                    .returning(contacts.c.id)
+                )
+            ).scalar_one()
+            saved_contacts.append(replace(contact, contact_id=int(contact_id)))
+        new_events = after.events[len(before.events) :]
+        if new_events:
+            await self.conn.execute(
+                insert(case_events), [_event_values(before.case_id, e) for e in new_events]
+            )
+        return replace(stored, contacts=tuple(saved_contacts))
+
+    async def summaries(self, where: Any, *, order: Sequence[Any], limit: int) -> list[Case]:
+        """Cases without contacts and events, for lists."""
+        rows = await self.conn.execute(select(cases).where(where).order_by(*order).limit(limit))
+        return [_case(r) for r in rows]
+
+    async def open_cases_of(self, person_number: str, *, limit: int = 100) -> list[Case]:
+        return await self.summaries(
+            and_(cases.c.person_number == person_number, cases.c.status != CaseStatus.CLOSED.value),
+            order=[cases.c.id.desc()],
+            limit=limit,
+        )
+
+    async def cases_of(self, person_number: str, *, before_id: int | None, limit: int) -> list[Case]:
+        where = cases.c.person_number == person_number
+        if before_id is not None:
+            where = and_(where, cases.c.id < before_id)
+        return await self.summaries(where, order=[cases.c.id.desc()], limit=limit)
+
+    async def unit_queue(self, unit_id: str, *, after: tuple[str, int] | None, limit: int) -> list[Case]:
+        """A unit's cases not yet answered, by deadline then id."""
+        where = and_(
+            cases.c.unit_id == unit_id,
+            cases.c.status.in_(
+                [s.value for s in (CaseStatus.FORWARDED, CaseStatus.ACKNOWLEDGED, CaseStatus.ASSIGNED)]
+            ),
+        )
+        if after is not None:
+            deadline, case_id = datetime.fromisoformat(after[0]), after[1]
+            where = and_(
+                where,
+                or_(cases.c.deadline > deadline, and_(cases.c.deadline == deadline, cases.c.id > case_id)),
+            )
+        return await self.summaries(where, order=[cases.c.deadline, cases.c.id], limit=limit)
+
+    async def overdue(self, unit_id: str | None, *, after: int | None, limit: int) -> list[Case]:
+        where = and_(cases.c.overdue.is_(True), cases.c.status != CaseStatus.CLOSED.value)
+        if unit_id:
+            where = and_(where, cases.c.unit_id == unit_id)
+        if after is not None:
+            where = and_(where, cases.c.id > after)
+        return await self.summaries(where, order=[cases.c.id], limit=limit)
+
+    async def due_for_escalation(self, now: datetime, *, limit: int) -> list[int]:
+        rows = await self.conn.execute(
+            select(cases.c.id)
+            .where(
+                and_(
+                    cases.c.status.in_(
+                        [CaseStatus.FORWARDED.value, CaseStatus.ACKNOWLEDGED.value, CaseStatus.ASSIGNED.value]
+                    ),
+                    cases.c.overdue.is_(False),
+                    cases.c.deadline < now,
+                )
+            )
+            .order_by(cases.c.deadline)
+            .limit(limit)
+        )
+        return [int(r.id) for r in rows]
+
+    # ---- consents ----
+
+    async def add_consent(self, consent: Consent) -> Consent:
+        consent_id = (
+            await self.conn.execute(
+                insert(consents)
+                .values(
+                    case_id=consent.case_id,
+                    given_by=consent.given_by.value,
+                    verification=consent.verification,
+                    scopes=";".join(s.value for s in consent.scopes),
+                    recorded_by=consent.recorded_by,
+                    create_time=consent.create_time,
+                    revoke_time=None,
+                )
+                .returning(consents.c.id)
+            )
+        ).scalar_one()
+        return replace(consent, consent_id=int(consent_id))
+
+    async def get_consent(self, case_id: int, consent_id: int) -> Consent | None:
+        row = (
+            await self.conn.execute(
+                select(consents).where(and_(consents.c.case_id == case_id, consents.c.id == consent_id))
+            )
+        ).first()
+        if row is None:
+            return None
+        return Consent(
+            consent_id=row.id,
+            case_id=row.case_id,
+            given_by=ConsentGiver(row.given_by),
+            verification=row.verification,
+            scopes=tuple(GrantScope(s) for s in row.scopes.split(";") if s),
+            recorded_by=row.recorded_by,
+            create_time=_aware(row.create_time),
+            revoke_time=_aware(row.revoke_time),
+        )
+
+    async def revoke_consent(self, consent: Consent, now: datetime) -> Consent:
+        await self.conn.execute(
+            update(consents).where(consents.c.id == consent.consent_id).values(revoke_time=now)
+        )
+        return replace(consent, revoke_time=now)
+
+    # ---- the outbox ----
+
+    async def queue_mail(self, mail: Mail, *, message_domain: str) -> None:
+        now = _now()
+        mail_id = (
+            await self.conn.execute(
+                insert(outbox)
+                .values(
+                    kind=mail.kind,
+                    case_id=mail.case_id,
+                    recipients=";".join(mail.recipients),
+                    subject=mail.subject,
+                    body=mail.body,
+                    urgent=mail.urgent,
+                    # A placeholder until the id is known; unique per row all the same.
+                    message_id=f"pending-{mail.case_id}-{now.timestamp()}-{id(mail)}",
+                    create_time=now,
+                    next_attempt_time=now,
+                    attempts=0,
+                    claimed_until=None,
+                    sent_time=None,
+                    last_error="",
+                )
+                .returning(outbox.c.id)
+            )
+        ).scalar_one()
+        await self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == mail_id)
+            .values(message_id=f"<outbox-{mail_id}.{mail.kind}.case-{mail.case_id}@{message_domain}>")
+        )
+
+    async def claim_mail(self, now: datetime, *, lease_until: datetime, limit: int) -> list[QueuedMail]:
+        """Claims due mail for this sender until `lease_until`; another replica skips claimed rows."""
+        due = and_(
+            outbox.c.sent_time.is_(None),
+            outbox.c.next_attempt_time <= now,
+            or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+        )
+        ids = [
+            int(r.id)
+            for r in await self.conn.execute(
+                select(outbox.c.id).where(due).order_by(outbox.c.id).limit(limit)
+            )
+        ]
+        if not ids:
+            return []
+        # Claiming re-checks the condition, so of two replicas racing for a row only one updates it.
+        claimed = await self.conn.execute(
+            update(outbox)
+            .where(and_(outbox.c.id.in_(ids), due))
+            .values(claimed_until=lease_until)
+            .returning(outbox.c.id)
+        )
+        claimed_ids = sorted(int(r.id) for r in claimed)
+        rows = await self.conn.execute(
+            select(outbox).where(outbox.c.id.in_(claimed_ids)).order_by(outbox.c.id)
+        )
+        return [
+            QueuedMail(
+                mail_id=r.id,
+                mail=Mail(
+                    r.kind,
+                    r.case_id,
+                    tuple(x for x in r.recipients.split(";") if x),
+                    r.subject,
+                    r.body,
+                    r.urgent,
+                ),
+                message_id=r.message_id,
+                attempts=r.attempts,
+            )
+            for r in rows
+        ]
+
+    async def mail_sent(self, mail_id: int, now: datetime) -> None:
+        await self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == mail_id)
+            .values(sent_time=now, claimed_until=None, last_error="")
+        )
+
+    async def mail_failed(self, mail_id: int, *, attempts: int, retry_at: datetime, error: str) -> None:
+        await self.conn.execute(
+            update(outbox)
+            .where(outbox.c.id == mail_id)
+            .values(attempts=attempts, next_attempt_time=retry_at, claimed_until=None, last_error=error[:500])
+        )
+
+    async def unsent_mail_count(self) -> int:
+        return int(
+            (
+                await self.conn.execute(
+                    select(func.count()).select_from(outbox).where(outbox.c.sent_time.is_(None))
+                )
+            ).scalar_one()
+        )
+
+    # ---- statistics and billing ----
+
+    async def statistics_groups(
+        self, *, start: datetime, end: datetime, dimensions: Sequence[str]
+    ) -> tuple[list[Any], list[Any]]:
+        """Sums per group, and per group the count of cases for each resolve time in minutes."""
+        keys = [getattr(cases.c, DIMENSION_COLUMNS[d]).label(f"k{i}") for i, d in enumerate(dimensions)]
+        period = and_(cases.c.create_time >= start, cases.c.create_time < end)
+        true = sql_case
+        sums = select(
+            *keys,
+            func.count().label("cases"),
+            func.coalesce(func.sum(cases.c.contact_count), 0).label("contacts"),
+            func.coalesce(func.sum(true((cases.c.resolved_at_first_contact.is_(True), 1), else_=0)), 0).label(
+                "fcr"
+            ),
+            func.coalesce(func.sum(true((cases.c.forwarded_ever.is_(True), 1), else_=0)), 0).label(
+                "forwarded"
+            ),
+            func.coalesce(func.sum(true((cases.c.deadline_kept.is_(True), 1), else_=0)), 0).label("kept"),
+            func.coalesce(func.sum(true((cases.c.deadline_kept.is_not(None), 1), else_=0)), 0).label(
+                "judged"
+            ),
+            func.coalesce(func.sum(true((cases.c.acute.is_(True), 1), else_=0)), 0).label("acute"),
+            func.coalesce(func.sum(cases.c.satisfaction), 0).label("satisfaction_sum"),
+            func.count(cases.c.satisfaction).label("satisfaction_answers"),
+        ).where(period)
+        minutes = select(*keys, cases.c.resolve_minutes.label("minutes"), func.count().label("n")).where(
+            and_(period, cases.c.resolve_minutes.is_not(None))
+        )
+        if keys:
+            sums = sums.group_by(*keys)
+            minutes = minutes.group_by(*keys, cases.c.resolve_minutes)
+        else:
+            minutes = minutes.group_by(cases.c.resolve_minutes)
+        return list(await self.conn.execute(sums)), list(await self.conn.execute(minutes))
+
+    async def billable_contacts(
+        self, *, start: datetime, end: datetime, unit_id: str | None, district_id: str | None
+    ) -> list[Any]:
+        query = (
+            select(
+                cases.c.district_id,
+                cases.c.unit_id,
+                func.count().label("contacts"),
+                func.count(func.distinct(cases.c.id)).label("cases"),
+            )
+            .select_from(contacts.join(cases, cases.c.id == contacts.c.case_id))
+            .where(and_(contacts.c.create_time >= start, contacts.c.create_time < end))
+            .group_by(cases.c.district_id, cases.c.unit_id)
+            .order_by(cases.c.district_id, cases.c.unit_id)
+        )
+        if unit_id:
+            query = query.where(cases.c.unit_id == unit_id)
+        if district_id:
+            query = query.where(cases.c.district_id == district_id)
+        return list(await self.conn.execute(query))
+
+
+DIMENSION_COLUMNS = {
+    "case_type": "case_type",
+    "case_class": "case_class",
+    "district": "district_id",
+    "channel": "first_channel",
+    "month": "create_month",
+}
+
+
+class CaseUnitOfWork(UnitOfWork):
+    cases: CaseRepository
+
+    def bind(self, conn: AsyncConnection) -> None:
+        self.cases = CaseRepository(conn)
+
+
+def unit_of_work_factory(engine: AsyncEngine) -> Callable[..., CaseUnitOfWork]:
+    def make(*, write: bool = True, idempotency: Idempotency | None = None) -> CaseUnitOfWork:
+        return CaseUnitOfWork(engine, write=write, idempotency=idempotency)
+
+    return make
+
+
+def group_minutes(rows: Iterable[Any], width: int) -> dict[tuple[str, ...], list[tuple[int, int]]]:
+    found: dict[tuple[str, ...], list[tuple[int, int]]] = defaultdict(list)
+    for row in rows:
+        key = tuple(str(row[i]) if row[i] is not None else "" for i in range(width))
+        found[key].append((int(row.minutes), int(row.n)))
+    return found
