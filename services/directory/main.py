@@ -32,7 +32,7 @@ log = logging.getLogger("aldredirekt.directory")
 class DirectorySettings:
     server: ServerSettings
     auth: AuthSettings
-    # Äldre direkt's public number, given to callers of units reached only through the contact center.
+    # Äldre direkt's public number (08-80 65 65, stockholm.se), the route to units reached only through it.
     contact_center_phone: str
     cache_seconds: float
 
@@ -42,7 +42,7 @@ class DirectorySettings:
         settings = cls(
             server=ServerSettings.from_env(env, service=SERVICE, default_port=DEFAULT_PORT),
             auth=AuthSettings.from_env(env),
-            contact_center_phone=env.text("DIRECTORY_CONTACT_CENTER_PHONE", "08-508 36 500"),
+            contact_center_phone=env.text("DIRECTORY_CONTACT_CENTER_PHONE", "08-80 65 65"),
             cache_seconds=env.number("DIRECTORY_CACHE_SECONDS", 1.0, minimum=0.0),
         )
         env.check()
