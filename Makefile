@@ -32,6 +32,7 @@ $(STAMP_PROTO): $(STAMP_VENV) $(PROTOS)
 proto: $(STAMP_PROTO)
 
 lint: $(STAMP_PROTO)
+	$(VENV)/bin/buf lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -43,10 +44,11 @@ test-fast: $(STAMP_PROTO)
 	$(VENV)/bin/pytest -x -q tests/unit
 
 migrate: $(STAMP_PROTO)
-	$(PY) -m services.common.migrate all
+	$(PY) -m services.common.migrate directory case
 
 seed: migrate
 	$(PY) -m services.directory.seed
+	$(PY) -m services.case.seed
 
 run: $(STAMP_PROTO)
 	$(PY) -m scripts.run_local
