@@ -65,6 +65,13 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         mode = "IMMEDIATE" if connection.info.get("sqlite_write", True) else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")
 
+    @event.listens_for(sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # The mode lives on the pooled connection: a read-only unit of work must not leave it behind
+        # for the next user, who may write through engine.begin() (the access log, migrations).
+        if record is not None:
+            record.info.pop("sqlite_write", None)
+
 
 async def database_answers(engine: AsyncEngine) -> bool:
     try:
@@ -116,6 +123,7 @@ class UnitOfWork:
             self._tx = await self._conn.begin()
             self.bind(self._conn)
             if self.idempotency is not None:
+                await self._serialise_retries(self.idempotency.key)
                 stored = await IdempotencyStore(self._conn).find(self.idempotency.key)
                 if stored is not None:
                     raise Replayed(stored)
@@ -123,6 +131,19 @@ class UnitOfWork:
             await self._close(rollback=True)
             raise
         return self
+
+    async def _serialise_retries(self, key: IdempotencyKey) -> None:
+        """Makes a concurrent retry wait until the first call has committed, then find its answer.
+
+        SQLite writers already take turns (BEGIN IMMEDIATE). On PostgreSQL both calls would otherwise
+        miss each other's uncommitted answer, both run the command, and the second fail on a key
+        conflict; the lock is the transaction's, so it goes with the commit or rollback.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return
+        digest = fingerprint(key.method, key.subject, key.request_id)
+        lock_id = int.from_bytes(bytes.fromhex(digest[:16]), "big", signed=True)
+        await self.conn.execute(text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": lock_id})
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -133,9 +154,12 @@ class UnitOfWork:
         """Commits; `answer` is what the command returns, remembered for replays of its request_id."""
         if self._tx is None:
             raise RuntimeError("the unit of work is not entered")
-        if self.idempotency is not None:
-            await IdempotencyStore(self.conn).remember(self.idempotency.key, self.idempotency.encode(answer))
         try:
+            if self.idempotency is not None:
+                # Inside the try: the key's own row is where a concurrent first call shows up.
+                await IdempotencyStore(self.conn).remember(
+                    self.idempotency.key, self.idempotency.encode(answer)
+                )
             await self._tx.commit()
         except IntegrityError:
             if self.idempotency is None:

@@ -53,7 +53,8 @@ def page_request(page_size: int, page_token: str, query: Mapping[str, Any]) -> P
         padded = page_token + "=" * (-len(page_token) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
         token_query, after = decoded["q"], decoded["a"]
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+    # RecursionError: a made-up token of deeply nested brackets exhausts the JSON decoder's stack.
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError):
         raise InvalidArgument.field("page_token", "is not a page token this service issued") from None
     if token_query != fingerprint:
         raise InvalidArgument.field(

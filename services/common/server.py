@@ -85,7 +85,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        return handler
+        # No RPC streams requests today; one added later must not be served without a token, so it is
+        # refused until this interceptor learns to authenticate it.
+        return grpc.unary_unary_rpc_method_handler(_refuse_unsupported)
 
     async def _authenticate(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
         token = bearer_from_metadata(context.invocation_metadata())  # type: ignore[arg-type]
@@ -157,6 +159,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                 _log_call(method, code, started, caller)
 
         return call
+
+
+async def _refuse_unsupported(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "client-streaming calls are not served")
 
 
 def _is_abort(error: Exception) -> bool:

@@ -6,6 +6,7 @@ environment at import time: `Settings.from_env()` is called by each service's bo
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,7 +57,14 @@ class Env:
         return value
 
     def number(self, name: str, default: float, *, minimum: float | None = None) -> float:
-        value = self._get(name, default, float, "expected a number")
+        def parse(raw: str) -> float:
+            value = float(raw)
+            # float() takes "nan" and "inf", which no bound check would catch.
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
+
+        value = self._get(name, default, parse, "expected a number")
         if minimum is not None and value < minimum:
             self.errors.append(SettingsError(name, f"must be at least {minimum}, got {value}"))
         return value
