@@ -33,6 +33,33 @@ class PageRequest:
     after: Any
     query: str
 
+    def _bad(self) -> InvalidArgument:
+        return InvalidArgument.field("page_token", "is not a page token this service issued")
+
+    # The position comes back from the client, so its shape is checked before it reaches a query.
+
+    def after_text(self) -> str | None:
+        if self.after is None or isinstance(self.after, str):
+            return self.after
+        raise self._bad()
+
+    def after_int(self) -> int | None:
+        if self.after is None or (isinstance(self.after, int) and not isinstance(self.after, bool)):
+            return self.after
+        raise self._bad()
+
+    def after_text_and_int(self) -> tuple[str, int] | None:
+        if self.after is None:
+            return None
+        if (
+            isinstance(self.after, list)
+            and len(self.after) == 2
+            and isinstance(self.after[0], str)
+            and isinstance(self.after[1], int)
+        ):
+            return self.after[0], self.after[1]
+        raise self._bad()
+
     def next_token(self, last_position: Any, *, more: bool) -> str:
         """The token for the page after this one, or "" when there is none."""
         if not more:

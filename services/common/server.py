@@ -238,6 +238,8 @@ class GrpcServer:
         self._draining = True
         if self._watcher is not None:
             self._watcher.cancel()
+            # Wait for it: a check still running when the engine is disposed can hang the loop's close.
+            await asyncio.gather(self._watcher, return_exceptions=True)
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
 

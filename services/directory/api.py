@@ -351,6 +351,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         return pb.ListUnitsResponse(units=[unit_message(v) for v in items], next_page_token=token)
 
     async def CreateUnit(self, request: pb.CreateUnitRequest, context: Context) -> pb.CreateUnitResponse:
+        current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         unit = unit_from_message(request.unit, request.unit_id, "unit")
         return await run_command(
             "directory.CreateUnit",
@@ -363,6 +364,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         )
 
     async def UpdateUnit(self, request: pb.UpdateUnitRequest, context: Context) -> pb.UpdateUnitResponse:
+        current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         unit_id = resource_id(request.unit.name, "units", "unit.name")
         unit = (
             unit_from_message(request.unit, unit_id, "unit")
@@ -423,6 +425,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     async def CreateOfficer(
         self, request: pb.CreateOfficerRequest, context: Context
     ) -> pb.CreateOfficerResponse:
+        current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         officer = officer_from_message(request.officer, request.officer_id, "officer")
         return await run_command(
             "directory.CreateOfficer",
@@ -437,6 +440,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     async def UpdateOfficer(
         self, request: pb.UpdateOfficerRequest, context: Context
     ) -> pb.UpdateOfficerResponse:
+        current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         officer_id = resource_id(request.officer.name, "officers", "officer.name")
         officer = _officer_partial(request.officer, officer_id, request.update_mask)
         view = await handlers.update_officer(
@@ -451,6 +455,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     async def CreateAbsence(
         self, request: pb.CreateAbsenceRequest, context: Context
     ) -> pb.CreateAbsenceResponse:
+        current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         officer_id = resource_id(request.parent, "officers", "parent")
         start = _from_timestamp(request.absence.start_time, "absence.start_time")
         end = _from_timestamp(request.absence.end_time, "absence.end_time")
@@ -505,6 +510,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     async def ReplaceAssignmentRules(
         self, request: pb.ReplaceAssignmentRulesRequest, context: Context
     ) -> pb.ReplaceAssignmentRulesResponse:
+        current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         rule_set = rule_set_from_message(request.rule_set)
         return await run_command(
             "directory.ReplaceAssignmentRules",
@@ -562,6 +568,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     async def ImportDirectory(
         self, request: pb.ImportDirectoryRequest, context: Context
     ) -> pb.ImportDirectoryResponse:
+        current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         files: dict[str, str] = {}
         for index, item in enumerate(request.files):
             if item.file_name in files:

@@ -13,7 +13,14 @@ from services.common.audit import AccessRecord
 from services.common.audit_writer import AccessLog
 from services.common.auth import Caller, Role
 from services.common.db import Idempotency
-from services.common.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound, StaleEtag
+from services.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    StaleEtag,
+)
 from services.common.etags import check_etag
 from services.common.pagination import PageRequest
 from services.common.personnummer import parse_person_number
@@ -38,7 +45,7 @@ from services.directory.model import (
     rule_set_violations,
     unit_violations,
 )
-from services.directory.store import ConcurrentChange, DirectoryUnitOfWork, OfficerQuery
+from services.directory.store import ConcurrentChange, DirectoryUnitOfWork, Duplicate, OfficerQuery
 
 SERVICE = "directory"
 
@@ -222,11 +229,12 @@ async def list_districts(
 ) -> tuple[list[District], str]:
     caller.require_role(*PUBLIC)
     today = directory.clock().date()
+    after = page.after_text()
     async with directory.uow(write=False) as uow:
         found = [
             d
             for d in await uow.directory.list_districts()
-            if (include_retired or d.is_current(today)) and (page.after is None or d.district_id > page.after)
+            if (include_retired or d.is_current(today)) and (after is None or d.district_id > after)
         ]
     items = found[: page.size]
     return items, page.next_token(items[-1].district_id if items else None, more=len(found) > page.size)
@@ -253,7 +261,9 @@ async def list_units(
     async with directory.uow(write=False) as uow:
         if district_id and await uow.directory.get_district(district_id) is None:
             raise NotFound(district)
-        found = await uow.directory.list_units(district_id=district_id, after=page.after, limit=page.size + 1)
+        found = await uow.directory.list_units(
+            district_id=district_id, after=page.after_text(), limit=page.size + 1
+        )
     items = found[: page.size]
     return (
         [_unit_view(directory, caller, u) for u in items],
@@ -267,13 +277,10 @@ async def create_unit(
     caller.require_role(*ADMINS)
     raise_if(unit_violations(unit))
     async with directory.uow(idempotency=idempotency) as uow:
-        if await uow.directory.get_district(unit.district_id) is None:
-            raise NotFound(f"districts/{unit.district_id}")
+        await _current_district(uow, unit.district_id, directory.clock().date(), "unit.district")
         if await uow.directory.get_unit(unit.unit_id) is not None:
-            raise InvalidArgument.field(
-                "unit_id", f"units/{unit.unit_id} already exists", reason="ALREADY_EXISTS"
-            )
-        stored = await uow.directory.add_unit(unit)
+            raise AlreadyExists(f"units/{unit.unit_id} already exists", metadata={"resource": unit.name})
+        stored = await _saved(uow.directory.add_unit(unit))
         view = _unit_view(directory, caller, stored)
         await uow.commit(view)
     directory.cache.invalidate()
@@ -348,6 +355,20 @@ async def _saved(write: Any) -> Any:
         return await write
     except ConcurrentChange as change:
         raise StaleEtag(change.name) from None
+    except Duplicate as duplicate:
+        raise AlreadyExists(
+            f"{duplicate.name} already exists", metadata={"resource": duplicate.name}
+        ) from None
+
+
+async def _current_district(uow: DirectoryUnitOfWork, district_id: str, today: Any, field_name: str) -> None:
+    """Units belong to current districts: a retired one is refused naming its successor."""
+    district = await uow.directory.get_district(district_id)
+    if district is None:
+        raise NotFound(f"districts/{district_id}")
+    if not district.is_current(today):
+        successor = f"; use districts/{district.successor_id}" if district.successor_id else ""
+        raise InvalidArgument.field(field_name, f"{district.name} is retired{successor}")
 
 
 # ---- officers ---------------------------------------------------------------------------------------------
@@ -372,7 +393,7 @@ async def search_officers(
             raise NotFound(f"units/{query.unit_id}")
         if query.district_id and await uow.directory.get_district(query.district_id) is None:
             raise NotFound(f"districts/{query.district_id}")
-        found = await uow.directory.find_officers(query, after=page.after, limit=page.size + 1)
+        found = await uow.directory.find_officers(query, after=page.after_text(), limit=page.size + 1)
         items = found[: page.size]
         views = await _officer_views(uow, caller, items)
     return views, page.next_token(items[-1].officer_id if items else None, more=len(found) > page.size)
@@ -388,10 +409,10 @@ async def create_officer(
         if unit is None:
             raise NotFound(f"units/{officer.unit_id}")
         if await uow.directory.get_officer(officer.officer_id) is not None:
-            raise InvalidArgument.field(
-                "officer_id", f"officers/{officer.officer_id} already exists", reason="ALREADY_EXISTS"
+            raise AlreadyExists(
+                f"officers/{officer.officer_id} already exists", metadata={"resource": officer.name}
             )
-        stored = await uow.directory.add_officer(officer)
+        stored = await _saved(uow.directory.add_officer(officer))
         view = officer_view(caller, stored, unit)
         await uow.commit(view)
     directory.cache.invalidate()
@@ -414,11 +435,11 @@ async def update_officer(
             raise NotFound(f"units/{changed.unit_id}")
         leaving = changed.unit_id != current.unit_id or (current.active and not changed.active)
         if leaving:
-            still_named = await uow.directory.officer_is_referenced(current.officer_id)
+            still_named = await uow.directory.officer_is_referenced(current.officer_id, now=directory.clock())
             if still_named:
                 raise FailedPrecondition(
                     f"{current.name} is still responsible in {', '.join(still_named[:5])}; "
-                    "replace the unit's assignment rules first",
+                    "replace the unit's assignment rules or the absences first",
                     reason="OFFICER_IN_USE",
                 )
         stored = await _saved(uow.directory.save_officer(changed))
@@ -443,9 +464,7 @@ async def create_absence(
             raise InvalidArgument.field("absence.substitute", "is required: name an officer of the same unit")
         raise_if(absence_violations(absence, officer=officer, substitute=substitute))
         if await uow.directory.get_absence(absence.officer_id, absence.absence_id) is not None:
-            raise InvalidArgument.field(
-                "absence.name", f"{absence.name} already exists", reason="ALREADY_EXISTS"
-            )
+            raise AlreadyExists(f"{absence.name} already exists", metadata={"resource": absence.name})
         if await uow.directory.absences_overlapping(absence.officer_id, absence.start, absence.end):
             raise InvalidArgument.field("absence.start_time", "overlaps another absence of the same officer")
         stored = await uow.directory.add_absence(absence)
@@ -462,7 +481,7 @@ async def list_absences(
     async with directory.uow(write=False) as uow:
         if await uow.directory.get_officer(officer_id) is None:
             raise NotFound(parent)
-        found = await uow.directory.list_absences(officer_id, after=page.after, limit=page.size + 1)
+        found = await uow.directory.list_absences(officer_id, after=page.after_text(), limit=page.size + 1)
     items = found[: page.size]
     return items, page.next_token(items[-1].absence_id if items else None, more=len(found) > page.size)
 
@@ -694,7 +713,8 @@ async def import_directory(
 ) -> transfer.ImportCounts:
     caller.require_role(*ADMINS)
     async with directory.uow(idempotency=None if validate_only else idempotency) as uow:
-        known_districts = {d.district_id for d in await uow.directory.list_districts()}
+        today = directory.clock().date()
+        known_districts = {d.district_id for d in await uow.directory.list_districts() if d.is_current(today)}
         parsed = transfer.parse_files(files, known_districts=known_districts)
         if validate_only:
             return parsed.counts

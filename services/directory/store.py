@@ -28,6 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.audit import AccessLogTables, access_log_tables
@@ -343,7 +344,10 @@ class DirectoryRepository:
     async def add_unit(self, unit: Unit) -> Unit:
         now = _now()
         stored = replace(unit, revision=1, create_time=now, update_time=now)
-        await self.conn.execute(insert(units).values(**_unit_values(stored)))
+        try:
+            await self.conn.execute(insert(units).values(**_unit_values(stored)))
+        except IntegrityError:
+            raise Duplicate(unit.name) from None
         await self.conn.execute(insert(rule_sets).values(unit_id=unit.unit_id, revision=0, update_time=now))
         await self.bump_revision()
         return stored
@@ -491,7 +495,10 @@ class DirectoryRepository:
     async def add_officer(self, officer: Officer) -> Officer:
         now = _now()
         stored = replace(officer, revision=1, create_time=now, update_time=now)
-        await self.conn.execute(insert(officers).values(**_officer_values(stored)))
+        try:
+            await self.conn.execute(insert(officers).values(**_officer_values(stored)))
+        except IntegrityError:
+            raise Duplicate(officer.name) from None
         await self._write_officer_lists(stored)
         await self.bump_revision()
         return stored
@@ -511,9 +518,15 @@ class DirectoryRepository:
         await self.bump_revision()
         return stored
 
-    async def officer_is_referenced(self, officer_id: str) -> list[str]:
-        """Where an officer is still named: rules and absences (as substitute)."""
+    async def officer_is_referenced(self, officer_id: str, *, now: datetime) -> list[str]:
+        """Where an officer is still named: rules, and absences not yet over that name them as substitute."""
         found: list[str] = []
+        for row in await self.conn.execute(
+            select(absences.c.officer_id, absences.c.absence_id).where(
+                and_(absences.c.substitute_id == officer_id, absences.c.end_time > _utc(now))
+            )
+        ):
+            found.append(f"officers/{row.officer_id}/absences/{row.absence_id} as substitute")
         for row in await self.conn.execute(
             select(assignment_rules.c.unit_id, assignment_rules.c.rule_id).where(
                 assignment_rules.c.officer_id == officer_id
@@ -807,6 +820,14 @@ class DirectoryRepository:
 
     async def count(self, table: Table) -> int:
         return int((await self.conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+class Duplicate(Exception):
+    """A row with the same key exists (written by a concurrent call after our check)."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
 
 
 class ConcurrentChange(Exception):

@@ -258,7 +258,7 @@ def parse_files(files: dict[str, str], *, known_districts: set[str]) -> ParsedDi
         if unit.unit_id in units:
             report.add(row.where("unit_id"), f"unit {unit.unit_id!r} appears twice")
         if unit.district_id not in known_districts:
-            report.add(row.where("district_id"), f"{unit.district_id!r} is not a known district")
+            report.add(row.where("district_id"), f"{unit.district_id!r} is not a current district")
         units[unit.unit_id] = unit
 
     officers: dict[str, Officer] = {}

@@ -1,0 +1,104 @@
+"""`python -m services.directory.main` as a process: refuses bad configuration, serves, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from aldredirekt.directory.v1 import directory_pb2 as pb
+from aldredirekt.directory.v1 import directory_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.devissuer import DevIssuer
+from tests.e2e.directory.conftest import bearer
+
+REPOSITORY = Path(__file__).resolve().parents[3]
+COMMAND = [sys.executable, "-m", "services.directory.main"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def service_env(tmp_path: Path, port: int, **overrides: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DIRECTORY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'directory.db'}",
+        "DIRECTORY_HOST": "127.0.0.1",
+        "DIRECTORY_PORT": str(port),
+        "AUTH_DEV_DIR": str(tmp_path / "dev"),
+        "DIRECTORY_GRACE_SECONDS": "2",
+        **overrides,
+    }
+
+
+def test_a_bad_setting_stops_the_process_with_a_message_naming_the_variable(tmp_path: Path):
+    env = service_env(tmp_path, free_port(), DIRECTORY_DB_POOL_SIZE="abc")
+
+    finished = subprocess.run(COMMAND, cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=60)
+
+    assert finished.returncode != 0
+    assert "DIRECTORY_DB_POOL_SIZE" in finished.stderr
+    assert "abc" in finished.stderr
+    assert not (tmp_path / "directory.db").exists()
+
+
+async def wait_until_serving(
+    channel: grpc.aio.Channel, process: subprocess.Popen[str], within: float
+) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + within
+    while True:
+        assert process.poll() is None, "the service exited while starting"
+        try:
+            answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.aio.AioRpcError:
+            pass
+        assert time.monotonic() < deadline, "the service did not become SERVING in time"
+        await asyncio.sleep(0.1)
+
+
+async def test_the_process_serves_and_exits_cleanly_on_sigterm(tmp_path: Path):
+    port = free_port()
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once and watched by polling, never waited on here
+        COMMAND,
+        cwd=REPOSITORY,
+        env=service_env(tmp_path, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await wait_until_serving(channel, process, within=30)
+            token = DevIssuer.load_or_create(tmp_path / "dev").mint(role="agent")
+            answer = await directory_pb2_grpc.DirectoryServiceStub(channel).GetDistrict(
+                pb.GetDistrictRequest(name="districts/norrmalm"), metadata=bearer(token), timeout=5
+            )
+
+        process.send_signal(signal.SIGTERM)
+        stopped_at = time.monotonic()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(process.wait, 10)
+        took = time.monotonic() - stopped_at
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, errors = process.communicate(timeout=10)
+
+    assert answer.current_district.name == "districts/norra-innerstaden"
+    assert process.returncode == 0, errors
+    assert took < 5

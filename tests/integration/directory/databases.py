@@ -1,0 +1,93 @@
+"""Directory databases for tests: migrated, and seeded with the small city, once a session, copied per test.
+
+Running the migrations and the import for every test would cost more than the tests themselves. A copy is
+as fresh as a new database; the migrations and the import are still run, once, on each backend, and have
+tests of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.common.audit_writer import MemoryAccessLog
+from services.common.runtime import open_database
+from services.directory import handlers
+from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
+from tests.pgserver import SUPERUSER, PostgresServer
+from tests.unit.directory.builders import ADMIN
+from tests.unit.directory.cities import city_files
+
+
+@dataclass(frozen=True)
+class Templates:
+    """The migrated-but-empty and the seeded database: SQLite file paths or PostgreSQL database names."""
+
+    empty: str
+    seeded: str
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
+    # Session fixtures may be set up while a test's event loop runs; a thread has a loop of its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+async def prepare(database_url: str, *, seed: bool) -> None:
+    settings = DirectorySettings.from_env({"DIRECTORY_DATABASE_URL": database_url})
+    engine = await open_database(settings.server, MIGRATIONS)
+    try:
+        if seed:
+            directory = bootstrap(settings, engine, access=MemoryAccessLog())
+            await handlers.import_directory(
+                directory=directory, caller=ADMIN, files=city_files(), validate_only=False
+            )
+    finally:
+        await engine.dispose()
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def build_sqlite_templates(folder: Path) -> Templates:
+    templates = Templates(empty=str(folder / "empty.db"), seeded=str(folder / "seeded.db"))
+    run_blocking(prepare(sqlite_url(Path(templates.empty)), seed=False))
+    run_blocking(prepare(sqlite_url(Path(templates.seeded)), seed=True))
+    return templates
+
+
+def copy_sqlite(template: str, folder: Path) -> str:
+    # Every connection to the template was closed, so its write-ahead log is merged into the one file.
+    target = folder / "directory.db"
+    shutil.copyfile(template, target)
+    return sqlite_url(target)
+
+
+def build_postgres_templates(server: PostgresServer) -> Templates:
+    suffix = uuid.uuid4().hex[:8]
+    templates = Templates(empty=f"directory_empty_{suffix}", seeded=f"directory_seeded_{suffix}")
+    run_blocking(prepare(server.create_database(templates.empty), seed=False))
+    run_blocking(prepare(server.create_database(templates.seeded), seed=True))
+    return templates
+
+
+async def clone_postgres(server: PostgresServer, template: str) -> tuple[str, str]:
+    """A new database copied from `template`: its name and URL."""
+    name = f"test_{uuid.uuid4().hex[:16]}"
+    connection = await asyncpg.connect(
+        host=server.host, port=server.port, user=SUPERUSER, database="postgres"
+    )
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await connection.close()
+    return name, server.url(name)

@@ -1,0 +1,266 @@
+"""ResolveResponsible on the synthetic city: who is responsible, and every look-up in the access log."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.common.audit import list_access, verify_chain
+from services.common.auth import Role
+from services.common.errors import InvalidArgument, NotFound, PermissionDenied
+from services.common.pagination import page_request
+from services.directory import handlers
+from services.directory.handlers import ResolveQuery
+from services.directory.model import ContactPolicy, Decision, OfficerRole
+from services.directory.store import access_log
+from synthcity.city import City
+from synthcity.people import Person, generate_people
+from tests.unit.directory.builders import AGENT, caller, person_number
+
+# Months away from the synthetic city's absences, which lie around 23 November 2026.
+SUMMER = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
+PURPOSE = "cases/2026-000123"
+
+
+@pytest.fixture
+def city(seeded: City, directory) -> City:
+    directory.clock = lambda: SUMMER
+    return seeded
+
+
+def people(city: City, count: int = 40) -> list[Person]:
+    return list(generate_people(city, count, seed=11, today=SUMMER.date()))
+
+
+def one_person(city: City, *, team: bool = False) -> Person:
+    return next(
+        p
+        for p in people(city)
+        if bool(p.team) is team and p.responsible_role is None and p.birth_date.year > 1930
+    )
+
+
+async def resolve(directory, who=AGENT, **query):
+    return await handlers.resolve_responsible(
+        directory=directory, caller=who, query=ResolveQuery(**({"purpose": PURPOSE} | query))
+    )
+
+
+def need_of(person: Person) -> OfficerRole | None:
+    return OfficerRole(person.responsible_role.value) if person.responsible_role else None
+
+
+async def test_the_citys_people_are_routed_to_whom_the_city_assigns_them(directory, city):
+    for person in people(city):
+        found = await resolve(
+            directory,
+            person_number=person.person_number,
+            district=f"districts/{person.district_id}",
+            postal_code=person.postal_code,
+            need_role=need_of(person),
+        )
+
+        responsible = found.responsible
+        assert responsible.decision is Decision.ASSIGNMENT_RULE
+        assert (responsible.unit.unit_id, responsible.area_id) == (person.unit_id, person.area_id)
+        assert responsible.rule_id == person.rule_id
+        if person.team:
+            assert responsible.team == person.team
+            assert responsible.team_members
+            assert {m.team for m in responsible.team_members} == {person.team}
+        else:
+            assert responsible.officer is not None
+            assert responsible.officer.officer_id == person.officer_id
+
+
+async def test_every_resolve_writes_one_access_log_entry_with_the_person_and_the_purpose(
+    directory, city, engine
+):
+    person, other = people(city)[:2]
+    ten_digit = f"{person.person_number[2:8]}-{person.person_number[8:]}"
+    assert person.birth_date.year > 1930  # so "-" reads as the right century
+
+    await resolve(directory, person_number=ten_digit, postal_code=person.postal_code, purpose="cases/1")
+    await resolve(
+        directory, person_number=person.person_number, postal_code=person.postal_code, purpose="cases/2"
+    )
+    await resolve(directory, person_number=other.person_number, postal_code=other.postal_code)
+
+    async with engine.connect() as conn:
+        entries = await list_access(
+            conn, access_log, person_number=person.person_number, limit=10, after_seq=None
+        )
+        report = await verify_chain(conn, access_log)
+    assert [(e.person_number, e.purpose) for e in entries] == [
+        (person.person_number, "cases/1"),
+        (person.person_number, "cases/2"),
+    ]
+    assert {(e.action, e.actor, e.actor_role, e.service) for e in entries} == {
+        ("directory.ResolveResponsible", AGENT.subject, "agent", "directory")
+    }
+    assert report.ok
+    assert report.entries == 3
+
+
+async def test_a_refused_resolve_leaves_no_access_log_entry(directory, city, engine):
+    person = people(city)[0]
+
+    with pytest.raises(InvalidArgument) as caught:
+        await resolve(
+            directory, person_number=person.person_number, postal_code=person.postal_code, purpose=" "
+        )
+
+    assert [v.field for v in caught.value.violations] == ["purpose"]
+    async with engine.connect() as conn:
+        assert (await verify_chain(conn, access_log)).entries == 0
+
+
+async def test_a_resolve_without_district_postal_code_or_named_officer_is_refused(directory, city):
+    with pytest.raises(InvalidArgument) as caught:
+        await resolve(directory, person_number=people(city)[0].person_number)
+
+    assert [v.field for v in caught.value.violations] == ["district"]
+
+
+async def test_a_person_number_that_is_not_one_is_refused_naming_the_field(directory, city):
+    with pytest.raises(InvalidArgument) as caught:
+        await resolve(directory, person_number="19121212-1213", postal_code="12345")
+
+    assert [v.field for v in caught.value.violations] == ["person_number"]
+    assert caught.value.reason == "INVALID_PERSON_NUMBER"
+
+
+async def test_a_coordination_number_is_routed_by_its_day_of_birth_minus_sixty(directory, city):
+    person = one_person(city)
+    coordination = person_number(person.birth_date, coordination=True)
+
+    found = await resolve(directory, person_number=coordination, postal_code=person.postal_code)
+
+    assert found.responsible.rule_id == person.rule_id
+    assert found.responsible.officer is not None
+    assert found.responsible.officer.officer_id == person.officer_id
+
+
+async def test_a_retired_district_answers_with_its_successor(directory, city):
+    retired, current = await handlers.get_district(
+        directory=directory, caller=AGENT, name="districts/rinkeby-kista"
+    )
+
+    assert (retired.district_id, retired.successor_id) == ("rinkeby-kista", "jarva")
+    assert current.district_id == "jarva"
+    assert current.is_current(SUMMER.date())
+
+
+async def test_a_person_of_a_retired_district_is_routed_to_its_successors_unit(directory, city):
+    person = one_person(city)
+
+    found = await resolve(directory, person_number=person.person_number, district="districts/spanga-tensta")
+
+    assert found.responsible.unit.unit_id == "jarva-bestallarenhet"
+    assert found.responsible.district.district_id == "jarva"
+
+
+async def test_an_officer_away_on_an_imported_absence_is_replaced_until_it_ends(directory, city):
+    absence = next(a for a in city.absences if city.officer(a.officer_id).active)
+    end = absence.end_time.astimezone(UTC)  # the file gives Stockholm time
+    named = f"officers/{absence.officer_id}"
+    person = one_person(city)
+
+    during = await resolve(
+        directory, person_number=person.person_number, named_officer=named, at=end - timedelta(minutes=30)
+    )
+    after = await resolve(
+        directory, person_number=person.person_number, named_officer=named, at=end + timedelta(minutes=30)
+    )
+
+    assert during.responsible.decision is Decision.NAMED_OFFICER
+    assert during.responsible.officer is not None
+    assert during.responsible.officer.officer_id == absence.substitute_id
+    assert during.responsible.absent_officer is not None
+    assert during.responsible.absent_officer.officer_id == absence.officer_id
+    assert after.responsible.officer is not None
+    assert after.responsible.officer.officer_id == absence.officer_id
+    assert after.responsible.absent_officer is None
+
+
+async def test_agents_do_not_see_direct_numbers_of_a_unit_reached_only_through_the_contact_center(
+    directory, city
+):
+    closed = {u.unit_id for u in city.units if u.contact_policy.value == ContactPolicy.CONTACT_CENTER_ONLY}
+    person = next(p for p in people(city) if p.unit_id in closed and p.officer_id)
+    own_staff = caller(Role.OFFICER, unit=f"units/{person.unit_id}")
+
+    as_agent = await resolve(directory, person_number=person.person_number, postal_code=person.postal_code)
+    as_staff = await resolve(
+        directory, who=own_staff, person_number=person.person_number, postal_code=person.postal_code
+    )
+
+    assert as_agent.officer is not None
+    assert (as_agent.officer.officer.phone, as_agent.officer.phone_withheld) == ("", True)
+    assert as_staff.officer is not None
+    assert as_staff.officer.officer.phone == city.officer(person.officer_id).phone
+    assert not as_staff.officer.phone_withheld
+
+
+async def test_a_citizen_may_not_resolve_who_is_responsible(directory, city):
+    person = people(city)[0]
+    citizen = caller(Role.CITIZEN)
+
+    with pytest.raises(PermissionDenied):
+        await resolve(
+            directory, who=citizen, person_number=person.person_number, postal_code=person.postal_code
+        )
+
+
+async def test_a_postal_code_no_unit_covers_is_not_found(directory, city):
+    with pytest.raises(NotFound):
+        await resolve(directory, person_number=people(city)[0].person_number, postal_code="99999")
+
+
+async def test_an_unknown_district_unit_or_officer_is_not_found(directory, city):
+    any_page = page_request(0, "", {})
+    someone = person_number(date(1940, 2, 3))
+    asks = [
+        (
+            "districts/atlantis",
+            lambda: handlers.get_district(directory=directory, caller=AGENT, name="districts/atlantis"),
+        ),
+        (
+            "districts/atlantis",
+            lambda: handlers.list_units(
+                directory=directory, caller=AGENT, page=any_page, district="districts/atlantis"
+            ),
+        ),
+        (
+            "districts/atlantis",
+            lambda: resolve(directory, person_number=someone, district="districts/atlantis"),
+        ),
+        (
+            "units/atlantis",
+            lambda: handlers.get_unit(directory=directory, caller=AGENT, name="units/atlantis"),
+        ),
+        (
+            "units/atlantis",
+            lambda: handlers.get_assignment_rules(directory=directory, caller=AGENT, unit="units/atlantis"),
+        ),
+        (
+            "officers/nobody",
+            lambda: handlers.get_officer(directory=directory, caller=AGENT, name="officers/nobody"),
+        ),
+        (
+            "officers/nobody",
+            lambda: handlers.list_absences(
+                directory=directory, caller=AGENT, parent="officers/nobody", page=any_page
+            ),
+        ),
+        (
+            "officers/nobody",
+            lambda: resolve(directory, person_number=someone, named_officer="officers/nobody"),
+        ),
+    ]
+
+    for resource, ask in asks:
+        with pytest.raises(NotFound) as caught:
+            await ask()
+        assert caught.value.resource_name == resource
