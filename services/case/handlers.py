@@ -46,7 +46,7 @@ from services.common.errors import (
 )
 from services.common.grants import GrantIssuer
 from services.common.pagination import PageRequest
-from services.common.personnummer import parse_person_number
+from services.common.personnummer import parse_person_number, redact_person_numbers
 
 log = logging.getLogger("aldredirekt.case")
 
@@ -312,7 +312,8 @@ def forward_mail(case: Case, note: str) -> Mail:
         "Uppgifterna om ärendet finns i enhetens ärendekö.",
     ]
     if note.strip():
-        lines[1:1] = ["", f"Anteckning: {note.strip()}"]
+        # The note is the agent's free text; a person number typed into it must not leave by e-mail.
+        lines[1:1] = ["", f"Anteckning: {redact_person_numbers(note.strip())}"]
     return Mail("forwarded", case.case_id, (case.unit_mailbox,), subject, "\n".join(lines) + "\n", case.acute)
 
 
@@ -342,7 +343,9 @@ async def forward_case(
     case_id = case_id_of(name)
     if len(note) > model.MAX_TEXT:
         raise InvalidArgument.field("note", f"must be at most {model.MAX_TEXT:,} characters")
-    async with cases.uow(write=False) as uow:
+    # The request is looked up here already: a retry of a forward that succeeded finds the case forwarded,
+    # and must get the first answer back rather than the refusal below.
+    async with cases.uow(write=False, idempotency=idempotency) as uow:
         current = await uow.cases.get(case_id)
         if current is None:
             raise NotFound(name)

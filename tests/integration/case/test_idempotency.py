@@ -1,0 +1,114 @@
+"""Commands retried with the same request_id: the first answer comes back and nothing more is written; the
+same request_id with another payload is refused."""
+
+from __future__ import annotations
+
+import pytest
+from aldredirekt.case.v1 import case_pb2 as pb
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.case import handlers
+from services.case.api import case_message
+from services.case.handlers import Cases
+from services.case.model import Case
+from services.common.db import Idempotency
+from services.common.errors import AlreadyExists
+from services.common.idempotency import Replayed, request_key
+from tests.integration.case.support import register, row_counts
+from tests.unit.case.builders import AGENT, ASTRID, FakeDirectory, contact, new_case
+
+
+def idempotency_of(method: str, request: pb.CreateCaseRequest | pb.ForwardCaseRequest) -> Idempotency:
+    key = request_key(method, AGENT.subject, request)
+    assert key is not None
+    response = pb.CreateCaseResponse if isinstance(request, pb.CreateCaseRequest) else pb.ForwardCaseResponse
+    return Idempotency(key, encode=lambda case: response(case=case_message(case)).SerializeToString())
+
+
+def create_request(summary: str) -> pb.CreateCaseRequest:
+    return pb.CreateCaseRequest(
+        case=pb.Case(person_number=ASTRID), contact=pb.Contact(summary=summary), request_id="create-1"
+    )
+
+
+async def create(cases: Cases, summary: str) -> Case:
+    return await handlers.create_case(
+        cases=cases,
+        caller=AGENT,
+        case=new_case(),
+        contact=contact(summary=summary),
+        person_number=ASTRID,
+        anonymous=False,
+        idempotency=idempotency_of("case.CreateCase", create_request(summary)),
+    )
+
+
+async def forward(cases: Cases, case: Case, note: str) -> Case:
+    request = pb.ForwardCaseRequest(name=case.name, note=note, request_id="forward-1")
+    return await handlers.forward_case(
+        cases=cases,
+        caller=AGENT,
+        name=case.name,
+        postal_code="",
+        named_officer="",
+        note=note,
+        idempotency=idempotency_of("case.ForwardCase", request),
+    )
+
+
+async def test_a_replayed_registration_returns_the_first_case_and_writes_nothing(
+    cases: Cases, engine: AsyncEngine
+) -> None:
+    first = await create(cases, "Fråga om hemtjänst.")
+    after_first = await row_counts(engine)
+
+    with pytest.raises(Replayed) as replay:
+        await create(cases, "Fråga om hemtjänst.")
+
+    assert pb.CreateCaseResponse.FromString(replay.value.response).case.name == first.name
+    assert await row_counts(engine) == after_first
+
+
+async def test_a_reused_request_id_with_another_payload_is_refused(cases: Cases, engine: AsyncEngine) -> None:
+    await create(cases, "Fråga om hemtjänst.")
+    after_first = await row_counts(engine)
+
+    with pytest.raises(AlreadyExists) as refused:
+        await create(cases, "En helt annan fråga.")
+
+    assert refused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert await row_counts(engine) == after_first
+
+
+async def test_a_replayed_forward_returns_the_first_answer_without_a_second_mail(
+    cases: Cases, engine: AsyncEngine, directory: FakeDirectory
+) -> None:
+    case = await register(cases)
+    first = await forward(cases, case, "Brådskande.")
+    after_first = await row_counts(engine)
+
+    with pytest.raises(Replayed) as replay:
+        await forward(cases, case, "Brådskande.")
+
+    answer = pb.ForwardCaseResponse.FromString(replay.value.response).case
+    assert (answer.name, answer.unit, answer.etag) == (
+        first.name,
+        f"units/{first.unit_id}",
+        case_message(first).etag,
+    )
+    assert await row_counts(engine) == after_first
+    assert len(directory.resolved) == 1
+
+
+async def test_a_forward_reusing_a_request_id_with_another_note_is_refused(
+    cases: Cases, engine: AsyncEngine
+) -> None:
+    case = await register(cases)
+    await forward(cases, case, "Brådskande.")
+    after_first = await row_counts(engine)
+
+    with pytest.raises(AlreadyExists) as refused:
+        await forward(cases, case, "En annan anteckning.")
+
+    assert refused.value.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert await row_counts(engine) == after_first
