@@ -1,0 +1,1 @@
+"""Benchmarks of the services on a real PostgreSQL; each prints one JSON line of results."""
