@@ -46,7 +46,11 @@ __all__ = [
     "AccessLogTables",
     "AccessRecord",
     "ChainReport",
+    "ChainTip",
     "access_log_tables",
+    "append_at_tip",
+    "chain_rows",
+    "chain_tip",
     "list_access",
     "record_access",
     "record_accesses",
@@ -185,13 +189,25 @@ async def _append(
         moved = (await conn.execute(advance)).one()
     last_seq, prev_hash = int(moved.seq), str(moved.last_hash)
 
+    rows, prev_hash = chain_rows(
+        records, service=service, after_seq=last_seq - len(records), prev_hash=prev_hash
+    )
+
+    await conn.execute(update(head).where(head.c.id == _HEAD_ID).values(last_hash=prev_hash))
+    await conn.execute(insert(tables.access_log), rows)
+    return [row["seq"] for row in rows]
+
+
+def chain_rows(
+    records: Sequence[AccessRecord], *, service: str, after_seq: int, prev_hash: str
+) -> tuple[list[dict[str, Any]], str]:
+    """The rows that chain `records` onto the entry (after_seq, prev_hash), and the hash of the last one."""
     rows: list[dict[str, Any]] = []
-    seq = last_seq - len(records)
+    seq = after_seq
     for record in records:
         seq += 1
-        occurred_at = _utc(record.occurred_at)
         fields = {
-            "occurred_at": occurred_at,
+            "occurred_at": _utc(record.occurred_at),
             "actor": record.actor,
             "actor_role": record.actor_role,
             "person_number": record.person_number,
@@ -202,10 +218,70 @@ async def _append(
         entry_hash = _entry_hash(seq, prev_hash, fields)
         rows.append({"seq": seq, **fields, "prev_hash": prev_hash, "hash": entry_hash})
         prev_hash = entry_hash
+    return rows, prev_hash
 
-    await conn.execute(update(head).where(head.c.id == _HEAD_ID).values(last_hash=prev_hash))
-    await conn.execute(insert(tables.access_log), rows)
-    return [row["seq"] for row in rows]
+
+@dataclass(frozen=True)
+class ChainTip:
+    """The last entry of the chain, as a writer last saw it."""
+
+    seq: int
+    hash: str
+
+
+async def chain_tip(conn: AsyncConnection, tables: AccessLogTables) -> ChainTip | None:
+    head = tables.access_log_head
+    row = (await conn.execute(select(head.c.seq, head.c.last_hash).where(head.c.id == _HEAD_ID))).first()
+    return ChainTip(int(row.seq), str(row.last_hash)) if row else None
+
+
+# One statement, one round trip: the head moves only if it is still where this writer left it, and the
+# entries are inserted only if it moved. Data-modifying CTEs always run to completion in PostgreSQL.
+_PG_APPEND_AT_TIP = """
+WITH moved AS (
+    UPDATE access_log_head SET seq = $1, last_hash = $2 WHERE id = 1 AND seq = $3 AND last_hash = $4
+    RETURNING 1
+)
+INSERT INTO access_log
+    (seq, occurred_at, actor, actor_role, person_number, action, purpose, service, prev_hash, hash)
+SELECT * FROM unnest(
+    $5::integer[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+    $12::text[], $13::text[], $14::text[]
+)
+WHERE EXISTS (SELECT 1 FROM moved)
+"""
+_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor",
+    "actor_role",
+    "person_number",
+    "action",
+    "purpose",
+    "service",
+    "prev_hash",
+    "hash",
+)
+
+
+async def append_at_tip(
+    driver_connection: Any, records: Sequence[AccessRecord], *, service: str, tip: ChainTip
+) -> ChainTip | None:
+    """Appends in one round trip on an asyncpg connection outside any transaction, provided the chain
+    still ends at `tip`; returns the new tip, or None (nothing written) when another writer moved it."""
+    _check_text("service", service)
+    rows, last_hash = chain_rows(records, service=service, after_seq=tip.seq, prev_hash=tip.hash)
+    new_seq = tip.seq + len(rows)
+    status = await driver_connection.execute(
+        _PG_APPEND_AT_TIP,
+        new_seq,
+        last_hash,
+        tip.seq,
+        tip.hash,
+        *([row[c] for row in rows] for c in _COLUMNS),
+    )
+    inserted = int(str(status).rsplit(" ", 1)[-1])
+    return ChainTip(new_seq, last_hash) if inserted == len(rows) else None
 
 
 async def _create_head(conn: AsyncConnection, tables: AccessLogTables) -> None:

@@ -38,7 +38,8 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout; a dropped connection fails one
+        # statement, and pool_recycle retires connections before servers and firewalls drop them.
         pool_recycle=1800,
     )
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -17,6 +21,8 @@ from services.common.settings import AuthSettings, ServerSettings
 from services.common.telemetry import grpc_server_interceptors, instrument_sqlalchemy
 
 log = logging.getLogger("aldredirekt.runtime")
+
+WORKER_MARKER = "ALDREDIREKT_WORKER"
 
 
 def build_verifier(auth: AuthSettings) -> TokenVerifier:
@@ -72,6 +78,42 @@ async def start_service(
         port=settings.port if port is None else port,
         ready=readiness(engine, migrations),
         extra_interceptors=grpc_server_interceptors(),
+        share_port=settings.workers > 1 or os.environ.get(WORKER_MARKER) == "1",
     )
     log.info("%s listening on %s:%d", settings.service, settings.host, server.port)
     return server
+
+
+def run_workers(settings: ServerSettings, module: str, serve_one: Callable[[], None]) -> int:
+    """Runs the service in `settings.workers` processes sharing its port, as in grpc's multiprocessing
+    example: one Python process uses one core, so a service on a larger node runs several.
+
+    With one worker the service runs in this process. Otherwise this process migrates once, starts the
+    workers (which then skip migrating), passes SIGTERM and SIGINT on to them, and exits when they have;
+    if one dies the others are stopped too, so the orchestrator restarts the whole pod.
+    """
+    if settings.workers <= 1 or os.environ.get(WORKER_MARKER) == "1":
+        serve_one()
+        return 0
+    if settings.port == 0:
+        sys.exit(f"{settings.service}: several workers need a fixed port, not 0")
+    prefix = settings.service.upper() + "_"
+    env = {**os.environ, WORKER_MARKER: "1", prefix + "MIGRATE_ON_START": "false"}
+    if settings.migrate_on_start:
+        subprocess.run([sys.executable, "-m", "services.common.migrate", settings.service], check=True)
+    children = [subprocess.Popen([sys.executable, "-m", module], env=env) for _ in range(settings.workers)]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes: list[int] = []
+    while len(codes) < len(children):
+        _pid, status = os.wait()
+        codes.append(os.waitstatus_to_exitcode(status))
+        if codes[-1] != 0:
+            forward(signal.SIGTERM, None)
+    return max(codes, key=abs)

@@ -63,6 +63,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
 
     def __init__(self, verifier: TokenVerifier):
         self.verifier = verifier
+        # The wrapped handler of each method, built once: the registered handlers never change.
+        self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
@@ -73,6 +75,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method: str = handler_call_details.method
         if handler is None or method.startswith(OPEN_SERVICES):
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
@@ -267,14 +277,20 @@ async def start_grpc_server(
     ready: Callable[[], Awaitable[bool]],
     extra_interceptors: Iterable[grpc.aio.ServerInterceptor[Any, Any]] = (),
     readiness_interval: float = 5.0,
+    share_port: bool = False,
 ) -> GrpcServer:
-    """Starts a server on host:port (port 0 picks a free one) and begins reporting health."""
+    """Starts a server on host:port (port 0 picks a free one) and begins reporting health.
+
+    `share_port` lets the worker processes of one service listen on the same port (SO_REUSEPORT); otherwise
+    a second process on a taken port fails instead of silently splitting the traffic.
+    """
     server = grpc.aio.server(
         interceptors=[*extra_interceptors, CallInterceptor(verifier)],
         options=[
             ("grpc.max_receive_message_length", 32 * 1024 * 1024),
             ("grpc.max_send_message_length", 32 * 1024 * 1024),
             ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.so_reuseport", 1 if share_port else 0),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ],
     )

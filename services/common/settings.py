@@ -113,6 +113,7 @@ class ServerSettings:
     db_pool_size: int
     grace_seconds: float
     log_level: str
+    workers: int
 
     @classmethod
     def from_env(cls, env: Env, *, service: str, default_port: int) -> ServerSettings:
@@ -130,6 +131,7 @@ class ServerSettings:
             db_pool_size=env.integer(prefix + "DB_POOL_SIZE", 10, minimum=1, maximum=200),
             grace_seconds=env.number(prefix + "GRACE_SECONDS", 10.0, minimum=0.0),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            workers=env.integer(prefix + "WORKERS", 1, minimum=1, maximum=64),
         )
 
 

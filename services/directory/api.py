@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -42,6 +43,8 @@ E = TypeVar("E", bound=StrEnum)
 Context = grpc.aio.ServicerContext[Any, Any]
 
 # ---- conversions ------------------------------------------------------------------------------------------
+# The views are immutable and the same few hundred recur on every call, so their messages are built once;
+# a message placed in a response is copied there, so the cached one is never changed.
 
 
 def _timestamp(moment: datetime | None) -> Timestamp | None:
@@ -114,6 +117,7 @@ def _period_messages(periods: Sequence[WeeklyPeriod]) -> list[common_pb2.WeeklyP
     ]
 
 
+@functools.lru_cache(maxsize=4096)
 def district_message(district: District, today: date) -> pb.District:
     return pb.District(
         name=district.name,
@@ -125,6 +129,7 @@ def district_message(district: District, today: date) -> pb.District:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def unit_message(view: UnitView) -> pb.Unit:
     unit, route = view.unit, view.route
     public = pb.ContactRoute(
@@ -175,6 +180,7 @@ def unit_from_message(message: pb.Unit, unit_id: str, prefix: str) -> Unit:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def officer_message(view: OfficerView) -> pb.Officer:
     officer = view.officer
     return pb.Officer(

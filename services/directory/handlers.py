@@ -80,6 +80,9 @@ class SnapshotCache:
     units: dict[str, UnitSnapshot] = field(default_factory=dict)
     districts: dict[str, District] = field(default_factory=dict)
     officer_units: dict[str, str] = field(default_factory=dict)
+    # Every officer by id, and by language, for searches without a database round trip.
+    officers: list[Officer] = field(default_factory=list)
+    by_language: dict[str, list[Officer]] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def invalidate(self) -> None:
@@ -113,10 +116,29 @@ class SnapshotCache:
                 # Absences that ended more than a day ago cannot matter for "now"; older times are read fresh.
                 absences=await repo.absences_of_unit(unit.unit_id, ending_after=now - timedelta(days=1)),
             )
+            snapshot.managers = tuple(
+                sorted(
+                    (
+                        o
+                        for o in snapshot.officers.values()
+                        if o.active and o.role is OfficerRole.UNIT_MANAGER
+                    ),
+                    key=lambda o: o.officer_id,
+                )
+            )
             units[unit.unit_id] = snapshot
             officer_units.update({officer_id: unit.unit_id for officer_id in snapshot.officers})
+        everyone = sorted(
+            (o for s in units.values() for o in s.officers.values()), key=lambda o: o.officer_id
+        )
+        by_language: dict[str, list[Officer]] = {}
+        for officer in everyone:
+            for language in officer.languages:
+                by_language.setdefault(language, []).append(officer)
         self.units = units
         self.officer_units = officer_units
+        self.officers = everyone
+        self.by_language = by_language
 
 
 @dataclass
@@ -167,14 +189,6 @@ def officer_view(caller: Caller, officer: Officer, unit: Unit | None) -> Officer
     if allowed:
         return OfficerView(officer, phone_withheld=False)
     return OfficerView(replace(officer, phone=""), phone_withheld=True)
-
-
-async def _officer_views(
-    uow: DirectoryUnitOfWork, caller: Caller, items: Sequence[Officer]
-) -> list[OfficerView]:
-    unit_ids = {o.unit_id for o in items}
-    unit_map = {u: await uow.directory.get_unit(u) for u in unit_ids}
-    return [officer_view(caller, o, unit_map[o.unit_id]) for o in items]
 
 
 # ---- parsing names ----------------------------------------------------------------------------------------
@@ -384,18 +398,50 @@ async def get_officer(*, directory: Directory, caller: Caller, name: str) -> Off
         return officer_view(caller, officer, await uow.directory.get_unit(officer.unit_id))
 
 
+def _matches(officer: Officer, query: OfficerQuery, district_of_unit: dict[str, str]) -> bool:
+    if not (query.include_inactive or officer.active):
+        return False
+    if query.unit_id and officer.unit_id != query.unit_id:
+        return False
+    if query.district_id and district_of_unit.get(officer.unit_id) != query.district_id:
+        return False
+    if query.role and officer.role is not query.role:
+        return False
+    if query.specialty and query.specialty not in officer.specialties:
+        return False
+    if query.language and query.language not in officer.languages:
+        return False
+    if query.name_prefix:
+        prefix = query.name_prefix.casefold()
+        names = (officer.given_name.casefold(), officer.family_name.casefold(), officer.full_name.casefold())
+        if not any(name.startswith(prefix) for name in names):
+            return False
+    return True
+
+
 async def search_officers(
     *, directory: Directory, caller: Caller, page: PageRequest, query: OfficerQuery
 ) -> tuple[list[OfficerView], str]:
+    """Searches the cached directory: a few hundred officers filter faster than one database round trip."""
     caller.require_role(*STAFF)
-    async with directory.uow(write=False) as uow:
-        if query.unit_id and await uow.directory.get_unit(query.unit_id) is None:
-            raise NotFound(f"units/{query.unit_id}")
-        if query.district_id and await uow.directory.get_district(query.district_id) is None:
-            raise NotFound(f"districts/{query.district_id}")
-        found = await uow.directory.find_officers(query, after=page.after_text(), limit=page.size + 1)
-        items = found[: page.size]
-        views = await _officer_views(uow, caller, items)
+    after = page.after_text()
+    cache = await directory.cache.current(directory.uow, directory.clock())
+    if query.unit_id and query.unit_id not in cache.units:
+        raise NotFound(f"units/{query.unit_id}")
+    if query.district_id and query.district_id not in cache.districts:
+        raise NotFound(f"districts/{query.district_id}")
+    district_of_unit = {unit_id: s.unit.district_id for unit_id, s in cache.units.items()}
+    candidates = cache.by_language.get(query.language, []) if query.language else cache.officers
+    found: list[Officer] = []
+    for officer in candidates:
+        if after is not None and officer.officer_id <= after:
+            continue
+        if _matches(officer, query, district_of_unit):
+            found.append(officer)
+            if len(found) > page.size:
+                break
+    items = found[: page.size]
+    views = [officer_view(caller, o, cache.units[o.unit_id].unit) for o in items]
     return views, page.next_token(items[-1].officer_id if items else None, more=len(found) > page.size)
 
 
@@ -654,11 +700,7 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
         absent_officer=view(responsible.absent_officer),
         team_members=tuple(officer_view(caller, o, unit) for o in responsible.team_members),
         unit=_unit_view(directory, caller, unit),
-        unit_managers=tuple(
-            officer_view(caller, o, unit)
-            for o in sorted(snapshot.officers.values(), key=lambda o: o.officer_id)
-            if o.active and o.role is OfficerRole.UNIT_MANAGER
-        ),
+        unit_managers=tuple(officer_view(caller, o, unit) for o in snapshot.managers),
     )
 
 

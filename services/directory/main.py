@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.audit_writer import AccessLog, AccessLogWriter
 from services.common.logs import configure_logging
 from services.common.migrate import migrations_dir
-from services.common.runtime import build_verifier, open_database, start_service
+from services.common.runtime import build_verifier, open_database, run_workers, start_service
 from services.common.server import ServiceDefinition
 from services.common.settings import AuthSettings, Env, ServerSettings, SettingsError
 from services.common.telemetry import configure_telemetry
@@ -96,7 +96,7 @@ def main() -> None:
     except SettingsError as error:
         sys.exit(f"directory: configuration error: {error}")
     configure_logging(SERVICE, settings.server.log_level)
-    asyncio.run(serve(settings))
+    sys.exit(run_workers(settings.server, "services.directory.main", lambda: asyncio.run(serve(settings))))
 
 
 if __name__ == "__main__":

@@ -554,6 +554,8 @@ class UnitSnapshot:
     rule_set: RuleSet
     officers: dict[str, Officer] = field(default_factory=dict)
     absences: dict[str, list[Absence]] = field(default_factory=dict)
+    # The unit's active managers, to whom overdue cases escalate.
+    managers: tuple[Officer, ...] = ()
 
     def absence_of(self, officer_id: str, at: datetime) -> Absence | None:
         return next((a for a in self.absences.get(officer_id, []) if a.covers(at)), None)

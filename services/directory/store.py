@@ -24,7 +24,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    or_,
     select,
     update,
 )
@@ -87,7 +86,8 @@ officers = Table(
     Column("unit_id", String(63), ForeignKey("units.unit_id"), nullable=False, index=True),
     Column("given_name", String(200), nullable=False),
     Column("family_name", String(200), nullable=False),
-    # Lower-cased copies for prefix search on given, family and full name.
+    # Lower-cased names, indexed, for lookups by name in SQL (reports, support); the service itself
+    # searches its in-memory copy.
     Column("given_key", String(200), nullable=False, index=True),
     Column("family_key", String(200), nullable=False, index=True),
     Column("full_key", String(401), nullable=False, index=True),
@@ -277,11 +277,6 @@ def _absence(row: Any) -> Absence:
     )
 
 
-def _like_prefix(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
-
-
 @dataclass(frozen=True)
 class OfficerQuery:
     unit_id: str | None = None
@@ -423,50 +418,6 @@ class DirectoryRepository:
     async def officers_of_unit(self, unit_id: str) -> dict[str, Officer]:
         rows = (await self.conn.execute(select(officers).where(officers.c.unit_id == unit_id))).all()
         return {o.officer_id: o for o in await self._officers(rows)}
-
-    async def find_officers(self, query: OfficerQuery, *, after: str | None, limit: int) -> list[Officer]:
-        statement = select(officers).order_by(officers.c.officer_id).limit(limit)
-        if not query.include_inactive:
-            statement = statement.where(officers.c.active.is_(True))
-        if query.unit_id:
-            statement = statement.where(officers.c.unit_id == query.unit_id)
-        if query.district_id:
-            statement = statement.where(
-                officers.c.unit_id.in_(
-                    select(units.c.unit_id).where(units.c.district_id == query.district_id)
-                )
-            )
-        if query.role:
-            statement = statement.where(officers.c.role == query.role.value)
-        if query.name_prefix:
-            pattern = _like_prefix(query.name_prefix.casefold())
-            statement = statement.where(
-                or_(
-                    officers.c.given_key.like(pattern, escape="\\"),
-                    officers.c.family_key.like(pattern, escape="\\"),
-                    officers.c.full_key.like(pattern, escape="\\"),
-                )
-            )
-        if query.language:
-            statement = statement.where(
-                officers.c.officer_id.in_(
-                    select(officer_languages.c.officer_id).where(
-                        officer_languages.c.language == query.language
-                    )
-                )
-            )
-        if query.specialty:
-            statement = statement.where(
-                officers.c.officer_id.in_(
-                    select(officer_specialties.c.officer_id).where(
-                        officer_specialties.c.specialty == query.specialty.value
-                    )
-                )
-            )
-        if after:
-            statement = statement.where(officers.c.officer_id > after)
-        rows = (await self.conn.execute(statement)).all()
-        return await self._officers(rows)
 
     async def _write_officer_lists(self, officer: Officer) -> None:
         await self.conn.execute(

@@ -102,3 +102,81 @@ async def test_the_process_serves_and_exits_cleanly_on_sigterm(tmp_path: Path):
     assert answer.current_district.name == "districts/norra-innerstaden"
     assert process.returncode == 0, errors
     assert took < 5
+
+
+def live_workers(parent: int, expected: int, within: float) -> set[int]:
+    """The parent's child processes once `expected` of them run (or what there is after `within` s)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children")
+    deadline = time.monotonic() + within
+    while True:
+        found = {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+        if len(found) >= expected or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def still_running(pids: set[int]) -> bool:
+    return any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+async def test_several_workers_share_the_port_and_all_stop_on_sigterm(tmp_path: Path):
+    port = free_port()
+    process = subprocess.Popen(  # noqa: ASYNC220 - started once and watched by polling, never waited on here
+        COMMAND,
+        cwd=REPOSITORY,
+        env=service_env(tmp_path, port, DIRECTORY_WORKERS="2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await wait_until_serving(channel, process, within=30)
+        workers = await asyncio.to_thread(live_workers, process.pid, 2, 20)
+        # A worker that could not bind the shared port would have exited, and the parent stopped the rest.
+        await asyncio.sleep(1)
+        both_alive = (
+            process.poll() is None and len(await asyncio.to_thread(live_workers, process.pid, 2, 0)) == 2
+        )
+
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(process.wait, 15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        _, errors = process.communicate(timeout=10)
+
+    assert len(workers) == 2
+    assert both_alive
+    assert process.returncode == 0, errors
+    assert not await asyncio.to_thread(still_running, workers)
+
+
+async def test_a_second_service_on_a_taken_port_fails_instead_of_sharing_it(tmp_path: Path):
+    port = free_port()
+    first = subprocess.Popen(  # noqa: ASYNC220 - started once and watched by polling, never waited on here
+        COMMAND,
+        cwd=REPOSITORY,
+        env=service_env(tmp_path, port),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await wait_until_serving(channel, first, within=30)
+        second = await asyncio.to_thread(
+            subprocess.run,
+            COMMAND,
+            cwd=REPOSITORY,
+            env=service_env(tmp_path / "other", port),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=15)
+
+    assert second.returncode != 0

@@ -240,3 +240,44 @@ async def test_the_memory_log_keeps_what_it_is_given():
     await log.record(read_of(2))
 
     assert [r.purpose for r in log.records] == ["cases/1", "cases/2"]
+
+
+@on_both_databases
+async def test_two_writers_on_one_log_interleave_without_forking_the_chain(
+    engine: AsyncEngine, tables: AccessLogTables
+):
+    # Two replicas of a service: each keeps the tip it last wrote; when the other moved it, the one-statement
+    # append must write nothing and the writer fall back to reading the head under its lock.
+    first = AccessLogWriter(engine, tables, service="case")
+    second = AccessLogWriter(engine, tables, service="case")
+    for round_number in range(5):
+        await asyncio.gather(*(first.record(read_of(round_number * 100 + n)) for n in range(7)))
+        await asyncio.gather(*(second.record(read_of(round_number * 100 + 50 + n)) for n in range(7)))
+
+    async with engine.connect() as conn:
+        report = await verify_chain(conn, tables)
+    assert report.ok, report.problem
+    assert report.entries == 70
+    assert await chain_length(engine, tables) == 70
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_writer_that_holds_the_tip_appends_in_one_statement(
+    postgres_url: str,
+):
+    engine = create_engine(postgres_url)
+    try:
+        tables = await create_tables(engine)
+        writer = AccessLogWriter(engine, tables, service="case")
+        await writer.record(read_of(1))  # learns the tip
+        begun = count_transactions(engine)
+        await writer.record(read_of(2))
+        await writer.record(read_of(3))
+        async with engine.connect() as conn:
+            report = await verify_chain(conn, tables)
+        assert report.ok
+        assert report.entries == 3
+        # The two appends at the tip began no transaction through SQLAlchemy (verify_chain began one).
+        assert begun == [1]
+    finally:
+        await engine.dispose()
