@@ -27,7 +27,7 @@ from services.common.auth import SigningKey, jwks_document
 from services.common.grants import GrantIssuer
 from services.common.logs import configure_logging
 from services.common.migrate import migrations_dir
-from services.common.runtime import build_verifier, open_database, start_service
+from services.common.runtime import build_verifier, open_database, run_workers, start_service
 from services.common.server import ServiceDefinition
 from services.common.settings import AuthSettings, Env, ServerSettings, SettingsError
 from services.common.telemetry import configure_telemetry, grpc_client_interceptors
@@ -174,7 +174,7 @@ def main() -> None:
     except SettingsError as error:
         sys.exit(f"case: configuration error: {error}")
     configure_logging(SERVICE, settings.server.log_level)
-    asyncio.run(serve(settings))
+    sys.exit(run_workers(settings.server, "services.case.main", lambda: asyncio.run(serve(settings))))
 
 
 if __name__ == "__main__":
