@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import logging
+import time as clock_time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -60,6 +62,15 @@ SERVICE = "case"
 
 
 @dataclass
+class ReferenceCache:
+    """Categories, case types and classes change only by migration; every CreateCase needs them."""
+
+    max_age: float = 60.0
+    items: list[ReferenceItem] | None = None
+    loaded_at: float = 0.0
+
+
+@dataclass
 class Cases:
     """What the use cases need, wired by bootstrap: real or fake."""
 
@@ -70,6 +81,7 @@ class Cases:
     grant_jwks: str
     message_domain: str = "aldredirekt.stockholm.se"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    reference: ReferenceCache = field(default_factory=ReferenceCache)
     # Called after a transaction that queued mail committed, so the outbox is sent without waiting.
     mail_queued: Callable[[], None] = field(default=lambda: None)
 
@@ -108,17 +120,22 @@ async def _log_reads(
     cases: Cases, caller: Caller, people: Sequence[str | None], action: str, purpose: str
 ) -> None:
     now = cases.clock()
-    for person in dict.fromkeys(p for p in people if p):
-        await cases.access_log.record(
-            AccessRecord(
-                actor=caller.subject,
-                actor_role=_actor_role(caller),
-                person_number=person,
-                action=f"case.{action}",
-                purpose=purpose,
-                occurred_at=now,
+    # All at once, so that a page of fifty people costs one access-log commit, not fifty.
+    await asyncio.gather(
+        *(
+            cases.access_log.record(
+                AccessRecord(
+                    actor=caller.subject,
+                    actor_role=_actor_role(caller),
+                    person_number=person,
+                    action=f"case.{action}",
+                    purpose=purpose,
+                    occurred_at=now,
+                )
             )
+            for person in dict.fromkeys(p for p in people if p)
         )
+    )
 
 
 async def _load(uow: CaseUnitOfWork, case_id: int) -> Case:
@@ -153,10 +170,18 @@ def _check_etag(case: Case, etag: str) -> None:
 # ---- reference data ---------------------------------------------------------------------------------------
 
 
+async def reference_items(cases: Cases) -> list[ReferenceItem]:
+    cache = cases.reference
+    if cache.items is None or clock_time.monotonic() - cache.loaded_at > cache.max_age:
+        async with cases.uow(write=False) as uow:
+            cache.items = await uow.cases.reference_items()
+        cache.loaded_at = clock_time.monotonic()
+    return cache.items
+
+
 async def list_reference_data(*, cases: Cases, caller: Caller) -> list[ReferenceItem]:
     caller.require_role(Role.AGENT, Role.OFFICER, Role.UNIT_MANAGER, Role.AUDITOR, Role.FINANCE, Role.SERVICE)
-    async with cases.uow(write=False) as uow:
-        return await uow.cases.reference_items()
+    return await reference_items(cases)
 
 
 def _reference_violations(items: list[ReferenceItem], case: Case) -> list[FieldViolation]:
@@ -206,7 +231,7 @@ async def create_case(
         district_id = districts[district_id]  # a retired district's cases belong to its successor
     now = cases.clock()
     async with cases.uow(idempotency=idempotency) as uow:
-        model.raise_if(_reference_violations(await uow.cases.reference_items(), case))
+        model.raise_if(_reference_violations(await reference_items(cases), case))
         registered = model.register(
             replace(case, person_number=person, district_id=district_id),
             contact,
@@ -349,7 +374,7 @@ async def forward_case(
         current = await uow.cases.get(case_id)
         if current is None:
             raise NotFound(name)
-        items = await uow.cases.reference_items()
+    items = await reference_items(cases)
     # Refuse early, so a closed or forwarded case never costs a directory call.
     if current.status is not CaseStatus.OPEN:
         model.forward(current, _NO_ROUTE, actor=caller.subject, now=cases.clock())
