@@ -26,6 +26,7 @@ class Component:
     module: str
     port_variable: str
     port: int
+    grpc: bool = True
 
     @property
     def address(self) -> str:
@@ -33,12 +34,26 @@ class Component:
 
 
 COMPONENTS = [
+    Component("smtp-sink", "scripts.smtp_sink", "SMTP_SINK_PORT", 2525, grpc=False),
     Component("directory", "services.directory.main", "DIRECTORY_PORT", 50052),
+    Component("case", "services.case.main", "CASE_PORT", 50051),
 ]
 
 
 def run_step(*args: str) -> None:
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
+
+
+async def wait_listening(address: str, deadline: float) -> bool:
+    host, _, port = address.rpartition(":")
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.close()
+            return True
+        except OSError:
+            await asyncio.sleep(0.2)
+    return False
 
 
 async def wait_serving(address: str, deadline: float) -> bool:
@@ -59,6 +74,7 @@ def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     print("== migrating and seeding the local databases under var/", flush=True)
     run_step("-m", "services.directory.seed")
+    run_step("-m", "services.case.seed")
     children: list[tuple[Component, subprocess.Popen[bytes]]] = []
     logs = ROOT / "var" / "log"
     logs.mkdir(exist_ok=True)
@@ -81,7 +97,8 @@ def main() -> int:
                 start_new_session=True,
             )
             children.append((component, process))
-            if not asyncio.run(wait_serving(component.address, time.monotonic() + 30)):
+            wait = wait_serving if component.grpc else wait_listening
+            if not asyncio.run(wait(component.address, time.monotonic() + 30)):
                 print(
                     f"!! {component.name} did not become healthy; see var/log/{component.name}.log",
                     flush=True,
@@ -97,6 +114,11 @@ def main() -> int:
             '\'{"language": "fi", "page_size": 2}\'\n'
             "  .venv/bin/python -m scripts.call directory ResolveResponsible "
             '\'{"person_number": "19400101-1230", "postal_code": "16270", "purpose": "demo"}\'\n'
+            "  .venv/bin/python -m scripts.call case ListReferenceData\n"
+            "  .venv/bin/python -m scripts.call case GetCaseStatistics "
+            '\'{"startDate": {"year": 2026, "month": 1, "day": 1}, "endDate": {"year": 2026, "month": 12, '
+            '"day": 31}, "groupBy": ["STATISTICS_DIMENSION_CASE_TYPE"]}\'\n'
+            "\nMail sent to the units' functional mailboxes lands in var/mail/ (one .eml file each).\n"
             "\nCtrl-C stops everything.",
             flush=True,
         )
