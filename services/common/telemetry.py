@@ -45,6 +45,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import Tracer
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -111,8 +112,12 @@ def configure_telemetry(service: str, environ: Mapping[str, str] | None = None) 
         return Telemetry(None, None, installed=False)
 
     resource = Resource.create(_resource_attributes(service, env))
-    tracer_provider = TracerProvider(resource=resource)
-    for processor in _span_processors(env):
+    processors = _span_processors(env)
+    # With nowhere to send spans and no sampler asked for, none is recorded: spans still get trace ids
+    # (for the logs and for propagation to the services called) at a fraction of a recorded one's cost.
+    sampler = None if processors or env.get("OTEL_TRACES_SAMPLER") else ALWAYS_OFF
+    tracer_provider = TracerProvider(resource=resource, sampler=sampler)
+    for processor in processors:
         tracer_provider.add_span_processor(processor)
     meter_provider = MeterProvider(resource=resource, metric_readers=_metric_readers(env))
 

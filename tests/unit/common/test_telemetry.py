@@ -80,6 +80,10 @@ def metric_readers(telemetry: Telemetry) -> list[Any]:
     return list(telemetry.meter_provider._metric_readers)
 
 
+# Spans are recorded only with an exporter or a sampler asked for; tests attach an in-memory exporter.
+RECORDING = {"OTEL_TRACES_SAMPLER": "parentbased_always_on"}
+
+
 def capture_spans(telemetry: Telemetry) -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     assert telemetry.tracer_provider is not None
@@ -94,11 +98,25 @@ def test_without_variables_there_is_no_exporter_and_spans_still_have_trace_ids(c
     with tracer("services.case").start_as_current_span("RegisterContact") as span:
         context = span.get_span_context()
 
-    assert isinstance(span, ReadableSpan)
+    # Nothing to export to, so nothing is recorded; the trace id is there for the logs all the same.
+    assert not span.is_recording()
     assert telemetry.installed
     assert span_processors(telemetry) == ()
     assert metric_readers(telemetry) == []
     assert context.is_valid
+    assert telemetry.tracer_provider is not None
+    assert telemetry.tracer_provider.resource.attributes["service.name"] == "case"
+
+
+def test_an_explicit_sampler_records_spans_even_without_an_exporter(configured):
+    telemetry = configure_telemetry("case", environ={"OTEL_TRACES_SAMPLER": "parentbased_always_on"})
+    configured.append(telemetry)
+
+    with tracer("services.case").start_as_current_span("RegisterContact") as span:
+        pass
+
+    assert isinstance(span, ReadableSpan)
+    assert span.is_recording() is False  # ended
     assert span.resource.attributes["service.name"] == "case"
 
 
@@ -241,7 +259,7 @@ def sqlalchemy_instrumentation() -> Iterator[None]:
 async def test_statements_are_traced_with_placeholders_and_never_with_values(
     configured, sqlalchemy_instrumentation
 ):
-    telemetry = configure_telemetry("case", environ={})
+    telemetry = configure_telemetry("case", environ=RECORDING)
     configured.append(telemetry)
     spans = capture_spans(telemetry)
     metadata = MetaData()
@@ -275,7 +293,7 @@ async def test_statements_are_traced_with_placeholders_and_never_with_values(
 
 
 async def test_a_grpc_call_is_traced_on_both_sides_as_one_trace_and_health_checks_are_not(configured):
-    telemetry = configure_telemetry("case", environ={})
+    telemetry = configure_telemetry("case", environ=RECORDING)
     configured.append(telemetry)
     spans = capture_spans(telemetry)
 
