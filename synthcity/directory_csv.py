@@ -17,50 +17,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from services.common.errors import InvalidArgument
+from services.directory.transfer import HEADERS as DIRECTORY_CSV_HEADERS
 from synthcity.city import City, WeeklyPeriod, generate_city
 
 __all__ = ["HEADERS", "directory_csv_files", "main"]
 
-HEADERS: dict[str, tuple[str, ...]] = {
-    "units.csv": (
-        "unit_id",
-        "display_name",
-        "district_id",
-        "mailbox",
-        "acute_phone",
-        "acute_hours",
-        "contact_policy",
-        "reception_phone",
-        "phone_hours",
-        "team_model",
-    ),
-    "officers.csv": (
-        "officer_id",
-        "unit_id",
-        "given_name",
-        "family_name",
-        "role",
-        "specialties",
-        "languages",
-        "team",
-        "phone",
-        "email",
-        "active",
-        "caseload",
-    ),
-    "absences.csv": ("absence_id", "officer_id", "start_time", "end_time", "substitute_id"),
-    "areas.csv": ("unit_id", "area_id", "display_name", "postal_code_ranges"),
-    "rules.csv": (
-        "unit_id",
-        "rule_id",
-        "area_id",
-        "role",
-        "first_birth_day",
-        "last_birth_day",
-        "officer_id",
-        "team",
-    ),
-}
+# The directory's own import format, so the generator can never drift from it.
+HEADERS = DIRECTORY_CSV_HEADERS
 
 
 def directory_csv_files(city: City) -> dict[str, str]:

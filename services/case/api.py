@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import grpc
 from aldredirekt.case.v1 import case_pb2 as pb
 from aldredirekt.case.v1 import case_pb2_grpc
-from aldredirekt.common.v1 import common_pb2
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.case import handlers
 from services.case.handlers import Billable, Cases, GrantedConsent, Statistics, StatisticsRow
@@ -32,48 +29,23 @@ from services.common.commands import run_command
 from services.common.errors import InvalidArgument
 from services.common.etags import etag_for
 from services.common.pagination import page_request
+from services.common.protoconv import from_date_message, from_enum, timestamp, to_enum
 from services.common.server import current_caller
 
-E = TypeVar("E", bound=StrEnum)
 Context = grpc.aio.ServicerContext[Any, Any]
+E = TypeVar("E", bound=StrEnum)
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
-
-
-def _to_enum(
+def required_enum(
     kind: type[E], prefix: str, value: int, descriptor: Any, field: str, *, required: bool = True
 ) -> E | None:
-    if value == 0:
-        if required:
-            raise InvalidArgument.field(field, "is required")
-        return None
-    try:
-        name = descriptor.Name(value)
-    except ValueError:
-        raise InvalidArgument.field(field, f"{value} is not a known value") from None
-    return kind(name.removeprefix(prefix).lower())
-
-
-def _from_enum(value: StrEnum | None, prefix: str, descriptor: Any) -> Any:
-    return 0 if value is None else descriptor.Value(prefix + value.value.upper())
-
-
-def _date(message: common_pb2.Date, field: str) -> date:
-    try:
-        return date(message.year, message.month, message.day)
-    except ValueError:
-        raise InvalidArgument.field(field, "is not a valid date") from None
+    """Most enums of a case are required; UNSPECIFIED is refused naming the field."""
+    return to_enum(kind, prefix, value, descriptor, field, required=required)
 
 
 def contact_from(message: pb.Contact, prefix: str = "contact") -> Contact:
-    channel = _to_enum(Channel, "CHANNEL_", message.channel, pb.Channel, f"{prefix}.channel")
-    party = _to_enum(ContactParty, "CONTACT_PARTY_", message.party, pb.ContactParty, f"{prefix}.party")
+    channel = required_enum(Channel, "CHANNEL_", message.channel, pb.Channel, f"{prefix}.channel")
+    party = required_enum(ContactParty, "CONTACT_PARTY_", message.party, pb.ContactParty, f"{prefix}.party")
     assert channel is not None
     assert party is not None
     return Contact(
@@ -89,13 +61,13 @@ def contact_from(message: pb.Contact, prefix: str = "contact") -> Contact:
 def contact_message(case: Case, contact: Contact) -> pb.Contact:
     return pb.Contact(
         name=f"{case.name}/contacts/{contact.contact_id}",
-        channel=_from_enum(contact.channel, "CHANNEL_", pb.Channel),
-        party=_from_enum(contact.party, "CONTACT_PARTY_", pb.ContactParty),
+        channel=from_enum(contact.channel, "CHANNEL_", pb.Channel),
+        party=from_enum(contact.party, "CONTACT_PARTY_", pb.ContactParty),
         contact_name=contact.contact_name,
         contact_phone=contact.contact_phone,
         contact_email=contact.contact_email,
         summary=contact.summary,
-        create_time=_timestamp(contact.create_time),
+        create_time=timestamp(contact.create_time),
         registered_by=contact.registered_by,
     )
 
@@ -111,30 +83,30 @@ def case_message(case: Case) -> pb.Case:
         person_number=case.person_number or "",
         anonymous=case.anonymous,
         acute=case.acute,
-        feedback_channel=_from_enum(case.feedback_channel, "FEEDBACK_CHANNEL_", pb.FeedbackChannel),
+        feedback_channel=from_enum(case.feedback_channel, "FEEDBACK_CHANNEL_", pb.FeedbackChannel),
         feedback_window=case.feedback_window,
-        status=_from_enum(case.status, "CASE_STATUS_", pb.CaseStatus),
+        status=from_enum(case.status, "CASE_STATUS_", pb.CaseStatus),
         contacts=[contact_message(case, c) for c in case.contacts],
         unit=f"units/{case.unit_id}" if case.unit_id else "",
         officer=f"officers/{case.officer_id}" if case.officer_id else "",
         team=case.team,
-        deadline=_timestamp(case.deadline),
+        deadline=timestamp(case.deadline),
         overdue=case.overdue,
         resolution=case.resolution,
         resolved_at_first_contact=case.resolved_at_first_contact,
         events=[
             pb.CaseEvent(
-                kind=_from_enum(e.kind, "EVENT_KIND_", pb.EventKind),
-                time=_timestamp(e.time),
+                kind=from_enum(e.kind, "EVENT_KIND_", pb.EventKind),
+                time=timestamp(e.time),
                 actor=e.actor,
                 detail=e.detail,
             )
             for e in case.events
         ],
         satisfaction=case.satisfaction or 0,
-        create_time=_timestamp(case.create_time),
-        update_time=_timestamp(case.update_time),
-        close_time=_timestamp(case.close_time),
+        create_time=timestamp(case.create_time),
+        update_time=timestamp(case.update_time),
+        close_time=timestamp(case.close_time),
         etag=etag_for(case.name, case.revision),
     )
 
@@ -142,11 +114,11 @@ def case_message(case: Case) -> pb.Case:
 def consent_message(consent: Consent) -> pb.Consent:
     return pb.Consent(
         name=consent.name,
-        given_by=_from_enum(consent.given_by, "CONSENT_GIVER_", pb.ConsentGiver),
+        given_by=from_enum(consent.given_by, "CONSENT_GIVER_", pb.ConsentGiver),
         verification=consent.verification,
-        scopes=[_from_enum(s, "GRANT_SCOPE_", pb.GrantScope) for s in consent.scopes],
-        create_time=_timestamp(consent.create_time),
-        revoke_time=_timestamp(consent.revoke_time),
+        scopes=[from_enum(s, "GRANT_SCOPE_", pb.GrantScope) for s in consent.scopes],
+        create_time=timestamp(consent.create_time),
+        revoke_time=timestamp(consent.revoke_time),
         recorded_by=consent.recorded_by,
     )
 
@@ -202,7 +174,7 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
             raise InvalidArgument.field(
                 "case.district", f"{district!r} is not a district name like districts/bromma"
             )
-        feedback = _to_enum(
+        feedback = required_enum(
             FeedbackChannel,
             "FEEDBACK_CHANNEL_",
             message.feedback_channel,
@@ -353,7 +325,7 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
     async def RecordFeedback(
         self, request: pb.RecordFeedbackRequest, context: Context
     ) -> pb.RecordFeedbackResponse:
-        channel = _to_enum(
+        channel = required_enum(
             FeedbackChannel, "FEEDBACK_CHANNEL_", request.channel, pb.FeedbackChannel, "channel"
         )
         assert channel is not None
@@ -399,7 +371,7 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
     async def RecordConsent(
         self, request: pb.RecordConsentRequest, context: Context
     ) -> pb.RecordConsentResponse:
-        given_by = _to_enum(
+        given_by = required_enum(
             ConsentGiver,
             "CONSENT_GIVER_",
             request.consent.given_by,
@@ -408,7 +380,7 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
             required=False,
         )
         scopes = [
-            _to_enum(GrantScope, "GRANT_SCOPE_", s, pb.GrantScope, f"consent.scopes[{i}]")
+            required_enum(GrantScope, "GRANT_SCOPE_", s, pb.GrantScope, f"consent.scopes[{i}]")
             for i, s in enumerate(request.consent.scopes)
         ]
 
@@ -416,7 +388,7 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
             return pb.RecordConsentResponse(
                 consent=consent_message(granted.consent),
                 access_grant=granted.grant,
-                grant_expire_time=_timestamp(granted.expire_time),
+                grant_expire_time=timestamp(granted.expire_time),
             )
 
         return await run_command(
@@ -478,8 +450,8 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
         statistics: Statistics = await handlers.case_statistics(
             cases=self.cases,
             caller=current_caller(),
-            start=_date(request.start_date, "start_date"),
-            end=_date(request.end_date, "end_date"),
+            start=from_date_message(request.start_date, "start_date"),
+            end=from_date_message(request.end_date, "end_date"),
             dimensions=dimensions,
         )
         return pb.GetCaseStatisticsResponse(
@@ -521,18 +493,18 @@ def _my_case(case: Case) -> pb.MyCase:
     return pb.MyCase(
         name=case.name,
         case_type=case.case_type,
-        status=_from_enum(case.status, "CASE_STATUS_", pb.CaseStatus),
+        status=from_enum(case.status, "CASE_STATUS_", pb.CaseStatus),
         next_step=next_step(case),
-        deadline=_timestamp(case.deadline) if case.status is not CaseStatus.CLOSED else None,
-        create_time=_timestamp(case.create_time),
-        close_time=_timestamp(case.close_time),
+        deadline=timestamp(case.deadline) if case.status is not CaseStatus.CLOSED else None,
+        create_time=timestamp(case.create_time),
+        close_time=timestamp(case.close_time),
         resolution=case.resolution,
     )
 
 
 def _entry(entry: AccessEntry) -> pb.AccessLogEntry:
     return pb.AccessLogEntry(
-        time=_timestamp(entry.occurred_at),
+        time=timestamp(entry.occurred_at),
         actor=entry.actor,
         actor_role=entry.actor_role,
         action=entry.action,

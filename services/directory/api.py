@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -12,12 +12,12 @@ import grpc
 from aldredirekt.common.v1 import common_pb2
 from aldredirekt.directory.v1 import directory_pb2 as pb
 from aldredirekt.directory.v1 import directory_pb2_grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common.commands import run_command
 from services.common.errors import InvalidArgument
 from services.common.etags import etag_for
 from services.common.pagination import page_request
+from services.common.protoconv import date_message, from_enum, from_timestamp, timestamp, to_enum
 from services.common.server import current_caller
 from services.directory import handlers
 from services.directory.handlers import Directory, OfficerView, ResolveQuery, UnitView, resource_id
@@ -47,51 +47,16 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # a message placed in a response is copied there, so the cached one is never changed.
 
 
-def _timestamp(moment: datetime | None) -> Timestamp | None:
-    if moment is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
-
-
-def _from_timestamp(stamp: Timestamp, field: str, *, required: bool = True) -> datetime | None:
-    if stamp.seconds == 0 and stamp.nanos == 0:
-        if required:
-            raise InvalidArgument.field(field, "is required")
-        return None
-    return stamp.ToDatetime(tzinfo=UTC)
-
-
-def _date(day: date | None) -> common_pb2.Date | None:
-    return common_pb2.Date(year=day.year, month=day.month, day=day.day) if day else None
-
-
-def _to_enum(kind: type[E], prefix: str, value: int, descriptor: Any, field: str) -> E | None:
-    """The domain enum for a proto enum number; UNSPECIFIED is None."""
-    if value == 0:
-        return None
-    try:
-        proto_name = descriptor.Name(value)
-    except ValueError:
-        raise InvalidArgument.field(field, f"{value} is not a known value") from None
-    return kind(proto_name.removeprefix(prefix).lower())
-
-
-def _from_enum(value: StrEnum | None, prefix: str, descriptor: Any) -> Any:
-    return 0 if value is None else int(descriptor.Value(prefix + value.value.upper()))
-
-
 def _role(value: int, field: str) -> OfficerRole | None:
-    return _to_enum(OfficerRole, "OFFICER_ROLE_", value, pb.OfficerRole, field)
+    return to_enum(OfficerRole, "OFFICER_ROLE_", value, pb.OfficerRole, field)
 
 
 def _specialty(value: int, field: str) -> Specialty | None:
-    return _to_enum(Specialty, "SPECIALTY_", value, pb.Specialty, field)
+    return to_enum(Specialty, "SPECIALTY_", value, pb.Specialty, field)
 
 
 def _policy(value: int, field: str) -> ContactPolicy:
-    policy = _to_enum(ContactPolicy, "CONTACT_POLICY_", value, pb.ContactPolicy, field)
+    policy = to_enum(ContactPolicy, "CONTACT_POLICY_", value, pb.ContactPolicy, field)
     if policy is None:
         raise InvalidArgument.field(field, "is required")
     return policy
@@ -122,8 +87,8 @@ def district_message(district: District, today: date) -> pb.District:
     return pb.District(
         name=district.name,
         display_name=district.display_name,
-        valid_from=_date(district.valid_from),
-        valid_to=_date(district.valid_to),
+        valid_from=date_message(district.valid_from),
+        valid_to=date_message(district.valid_to),
         successor=f"districts/{district.successor_id}" if district.successor_id else "",
         current=district.is_current(today),
     )
@@ -133,7 +98,7 @@ def district_message(district: District, today: date) -> pb.District:
 def unit_message(view: UnitView) -> pb.Unit:
     unit, route = view.unit, view.route
     public = pb.ContactRoute(
-        contact_policy=_from_enum(route.contact_policy, "CONTACT_POLICY_", pb.ContactPolicy),
+        contact_policy=from_enum(route.contact_policy, "CONTACT_POLICY_", pb.ContactPolicy),
         phone=route.phone,
         hours=_period_messages(route.hours),
         description=route.description,
@@ -152,14 +117,14 @@ def unit_message(view: UnitView) -> pb.Unit:
         mailbox=unit.mailbox,
         acute_phone=unit.acute_phone,
         acute_hours=_period_messages(unit.acute_hours),
-        contact_policy=_from_enum(unit.contact_policy, "CONTACT_POLICY_", pb.ContactPolicy),
+        contact_policy=from_enum(unit.contact_policy, "CONTACT_POLICY_", pb.ContactPolicy),
         reception_phone=unit.reception_phone,
         phone_hours=_period_messages(unit.phone_hours),
         team_model=unit.team_model,
         public_route=public,
         etag=etag_for(unit.name, unit.revision),
-        create_time=_timestamp(unit.create_time),
-        update_time=_timestamp(unit.update_time),
+        create_time=timestamp(unit.create_time),
+        update_time=timestamp(unit.update_time),
     )
 
 
@@ -188,8 +153,8 @@ def officer_message(view: OfficerView) -> pb.Officer:
         given_name=officer.given_name,
         family_name=officer.family_name,
         unit=f"units/{officer.unit_id}",
-        role=_from_enum(officer.role, "OFFICER_ROLE_", pb.OfficerRole),
-        specialties=[_from_enum(s, "SPECIALTY_", pb.Specialty) for s in officer.specialties],
+        role=from_enum(officer.role, "OFFICER_ROLE_", pb.OfficerRole),
+        specialties=[from_enum(s, "SPECIALTY_", pb.Specialty) for s in officer.specialties],
         languages=list(officer.languages),
         team=officer.team,
         phone=officer.phone,
@@ -198,8 +163,8 @@ def officer_message(view: OfficerView) -> pb.Officer:
         active=officer.active,
         caseload=officer.caseload,
         etag=etag_for(officer.name, officer.revision),
-        create_time=_timestamp(officer.create_time),
-        update_time=_timestamp(officer.update_time),
+        create_time=timestamp(officer.create_time),
+        update_time=timestamp(officer.update_time),
     )
 
 
@@ -232,10 +197,10 @@ def officer_from_message(message: pb.Officer, officer_id: str, prefix: str) -> O
 def absence_message(absence: Absence) -> pb.Absence:
     return pb.Absence(
         name=absence.name,
-        start_time=_timestamp(absence.start),
-        end_time=_timestamp(absence.end),
+        start_time=timestamp(absence.start),
+        end_time=timestamp(absence.end),
         substitute=f"officers/{absence.substitute_id}",
-        create_time=_timestamp(absence.create_time),
+        create_time=timestamp(absence.create_time),
     )
 
 
@@ -245,7 +210,7 @@ def rule_set_message(rule_set: RuleSet) -> pb.AssignmentRuleSet:
         message = pb.AssignmentRule(
             rule_id=rule.rule_id,
             area_id=rule.area_id,
-            role=_from_enum(rule.role, "OFFICER_ROLE_", pb.OfficerRole),
+            role=from_enum(rule.role, "OFFICER_ROLE_", pb.OfficerRole),
             first_birth_day=rule.first_birth_day,
             last_birth_day=rule.last_birth_day,
         )
@@ -268,7 +233,7 @@ def rule_set_message(rule_set: RuleSet) -> pb.AssignmentRuleSet:
         ],
         rules=rules,
         etag=etag_for(rule_set.name, rule_set.revision),
-        update_time=_timestamp(rule_set.update_time),
+        update_time=timestamp(rule_set.update_time),
     )
 
 
@@ -463,8 +428,8 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> pb.CreateAbsenceResponse:
         current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         officer_id = resource_id(request.parent, "officers", "parent")
-        start = _from_timestamp(request.absence.start_time, "absence.start_time")
-        end = _from_timestamp(request.absence.end_time, "absence.end_time")
+        start = from_timestamp(request.absence.start_time, "absence.start_time")
+        end = from_timestamp(request.absence.end_time, "absence.end_time")
         assert start is not None
         assert end is not None
         substitute = (
@@ -542,7 +507,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
             need_role=_role(request.need_role, "need_role"),
             need_specialty=_specialty(request.need_specialty, "need_specialty"),
             named_officer=request.named_officer,
-            at=_from_timestamp(request.at_time, "at_time", required=False),
+            at=from_timestamp(request.at_time, "at_time", required=False),
             purpose=request.purpose,
         )
         resolved = await handlers.resolve_responsible(
