@@ -31,6 +31,7 @@ from services.case.store import (
     CaseUnitOfWork,
     ConcurrentChange,
     Mail,
+    access_log,
     group_minutes,
 )
 from services.common.audit import AccessEntry, AccessRecord, list_access
@@ -47,6 +48,7 @@ from services.common.errors import (
     StaleEtag,
 )
 from services.common.grants import GrantIssuer
+from services.common.names import resource_id, resource_ids
 from services.common.pagination import PageRequest
 from services.common.personnummer import parse_person_number, redact_person_numbers
 
@@ -90,30 +92,7 @@ class Cases:
 
 
 def case_id_of(name: str, field_name: str = "name") -> int:
-    prefix = "cases/"
-    raw = name[len(prefix) :] if name.startswith(prefix) else ""
-    if not raw.isdigit() or len(raw) > 18:
-        raise InvalidArgument.field(field_name, f"{name!r} is not a case name like cases/123")
-    return int(raw)
-
-
-def _unit_of(caller: Caller) -> str | None:
-    return caller.unit.removeprefix("units/") if caller.unit else None
-
-
-def _actor_role(caller: Caller) -> str:
-    for role in (
-        Role.AGENT,
-        Role.OFFICER,
-        Role.UNIT_MANAGER,
-        Role.AUDITOR,
-        Role.CITIZEN,
-        Role.FINANCE,
-        Role.SERVICE,
-    ):
-        if role in caller.roles:
-            return role.value
-    return sorted(caller.roles)[0].value
+    return int(resource_ids(name, ("cases",), field_name, numeric=True)[0])
 
 
 async def _log_reads(
@@ -126,7 +105,7 @@ async def _log_reads(
             cases.access_log.record(
                 AccessRecord(
                     actor=caller.subject,
-                    actor_role=_actor_role(caller),
+                    actor_role=caller.primary_role,
                     person_number=person,
                     action=f"case.{action}",
                     purpose=purpose,
@@ -147,7 +126,7 @@ async def _load(uow: CaseUnitOfWork, case_id: int) -> Case:
 
 def _check_unit_staff(caller: Caller, case: Case) -> None:
     """A unit's staff act only on the cases forwarded to their own unit."""
-    if case.unit_id is None or _unit_of(caller) != case.unit_id:
+    if case.unit_id is None or caller.unit_id != case.unit_id:
         raise PermissionDenied(
             f"{case.name} is not with your unit", reason="OTHER_UNIT", metadata={"case": case.name}
         )
@@ -158,13 +137,6 @@ async def _save(uow: CaseUnitOfWork, before: Case, after: Case) -> Case:
         return await uow.cases.save(before, after)
     except ConcurrentChange as change:
         raise StaleEtag(change.name) from None
-
-
-def _check_etag(case: Case, etag: str) -> None:
-    from services.common.etags import etag_for
-
-    if etag and etag != etag_for(case.name, case.revision):
-        raise StaleEtag(case.name)
 
 
 # ---- reference data ---------------------------------------------------------------------------------------
@@ -248,17 +220,14 @@ async def get_case(*, cases: Cases, caller: Caller, name: str) -> Case:
     case_id = case_id_of(name)
     async with cases.uow(write=False) as uow:
         case = await uow.cases.get(case_id)
-    if caller.has_role(Role.AGENT):
-        pass
-    elif caller.has_role(*UNIT_STAFF):
-        if case is None:
-            raise NotFound(name)
-        _check_unit_staff(caller, case)
-    elif case is None or case.person_number is None or case.person_number != caller.person_number:
+    is_citizen = not caller.has_role(Role.AGENT, *UNIT_STAFF)
+    if case is None or (
+        is_citizen and (case.person_number is None or case.person_number != caller.person_number)
+    ):
         # A citizen learns nothing of cases that are not theirs, not even that they exist.
         raise NotFound(name)
-    if case is None:
-        raise NotFound(name)
+    if not caller.has_role(Role.AGENT) and caller.has_role(*UNIT_STAFF):
+        _check_unit_staff(caller, case)
     await _log_reads(cases, caller, [case.person_number], "GetCase", case.name)
     return case
 
@@ -376,8 +345,7 @@ async def forward_case(
             raise NotFound(name)
     items = await reference_items(cases)
     # Refuse early, so a closed or forwarded case never costs a directory call.
-    if current.status is not CaseStatus.OPEN:
-        model.forward(current, _NO_ROUTE, actor=caller.subject, now=cases.clock())
+    model.check_forwardable(current)
     if not (current.district_id or postal_code or named_officer):
         raise InvalidArgument.field(
             "postal_code", "give the person's postal code or named officer, or set the district"
@@ -407,11 +375,6 @@ async def forward_case(
     return after
 
 
-_NO_ROUTE = model.Routing(
-    unit_id="", district_id="", mailbox="", acute_phone="", officer_id=None, team="", manager_emails=()
-)
-
-
 # ---- the unit's side --------------------------------------------------------------------------------------
 
 
@@ -419,10 +382,8 @@ async def list_unit_queue(
     *, cases: Cases, caller: Caller, unit: str, page: PageRequest
 ) -> tuple[list[Case], str]:
     caller.require_role(*UNIT_STAFF)
-    unit_id = unit.removeprefix("units/") if unit.startswith("units/") else ""
-    if not unit_id:
-        raise InvalidArgument.field("unit", f"{unit!r} is not a unit name like units/bromma-bestallarenhet")
-    if _unit_of(caller) != unit_id:
+    unit_id = resource_id(unit, "units", "unit")
+    if caller.unit_id != unit_id:
         raise PermissionDenied("a unit's queue is for the unit's own staff", reason="OTHER_UNIT")
     after = tuple(page.after) if page.after else None
     async with cases.uow(write=False) as uow:
@@ -469,9 +430,7 @@ async def assign_case(
     *, cases: Cases, caller: Caller, name: str, officer: str, idempotency: Idempotency | None = None
 ) -> Case:
     caller.require_role(*UNIT_STAFF)
-    officer_id = officer.removeprefix("officers/") if officer.startswith("officers/") else ""
-    if not officer_id:
-        raise InvalidArgument.field("officer", f"{officer!r} is not an officer name like officers/anna-berg")
+    officer_id = resource_id(officer, "officers", "officer")
     unit_of_officer = await cases.directory.officer_unit(caller, officer_id)
     if unit_of_officer is None:
         raise NotFound(officer)
@@ -528,7 +487,7 @@ async def list_overdue_cases(
     if unit and not unit.startswith("units/"):
         raise InvalidArgument.field("unit", f"{unit!r} is not a unit name like units/bromma-bestallarenhet")
     staff_only = caller.has_role(*UNIT_STAFF) and not caller.has_role(Role.AGENT, Role.AUDITOR)
-    if staff_only and unit_id != _unit_of(caller):
+    if staff_only and unit_id != caller.unit_id:
         raise PermissionDenied("a unit's staff see the overdue cases of their own unit", reason="OTHER_UNIT")
     async with cases.uow(write=False) as uow:
         found = await uow.cases.overdue(unit_id, after=page.after, limit=page.size + 1)
@@ -644,16 +603,8 @@ async def record_consent(
 
 async def revoke_consent(*, cases: Cases, caller: Caller, name: str) -> Consent:
     caller.require_role(*AGENTS)
-    parts = name.split("/")
-    if (
-        len(parts) != 4
-        or parts[0] != "cases"
-        or parts[2] != "consents"
-        or not parts[1].isdigit()
-        or not parts[3].isdigit()
-    ):
-        raise InvalidArgument.field("name", f"{name!r} is not a consent name like cases/1/consents/2")
-    case_id, consent_id = int(parts[1]), int(parts[3])
+    case_part, consent_part = resource_ids(name, ("cases", "consents"), "name", numeric=True)
+    case_id, consent_id = int(case_part), int(consent_part)
     now = cases.clock()
     async with cases.uow() as uow:
         consent = await uow.cases.get_consent(case_id, consent_id)
@@ -927,8 +878,6 @@ async def list_access_log(
         person = caller.person_number or ""
         if person_number and str(parse_person_number(person_number, field="person_number")) != person:
             raise PermissionDenied("a citizen may read the log of their own data only", reason="OTHER_PERSON")
-    from services.case.store import access_log
-
     async with cases.uow(write=False) as uow:
         entries = await list_access(
             uow.conn, access_log, person_number=person, limit=page.size + 1, after_seq=page.after

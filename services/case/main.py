@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -122,10 +122,10 @@ def service_definition(cases: Cases) -> ServiceDefinition:
     )
 
 
-async def run_every(interval: float, job_name: str, job: object) -> None:
+async def run_every(interval: float, job_name: str, job: Callable[[], Awaitable[object]]) -> None:
     while True:
         try:
-            await job()  # type: ignore[operator]
+            await job()
         except Exception:
             log.exception("%s failed", job_name)
         await asyncio.sleep(interval)

@@ -311,12 +311,16 @@ def resolve(case: Case, resolution: str, *, actor: str, now: datetime) -> Case:
     )
 
 
-def forward(case: Case, routing: Routing, *, actor: str, now: datetime) -> Case:
+def check_forwardable(case: Case) -> None:
     if case.status is CaseStatus.CLOSED:
         raise _refuse(case, "forward it; reopen it first", "CASE_CLOSED")
     if case.status in AT_UNIT:
         raise _refuse(case, "forward it again; the unit must return it first", "CASE_FORWARDED")
-    deadline = deadline_after(now, 0 if case.acute else 2)
+
+
+def forward(case: Case, routing: Routing, *, actor: str, now: datetime) -> Case:
+    check_forwardable(case)
+    deadline = forward_deadline(now, acute=case.acute)
     return _with_event(
         case,
         Event(EventKind.FORWARDED, now, actor, f"units/{routing.unit_id}"),

@@ -58,7 +58,7 @@ from services.case.model import (
 )
 from services.common.audit import AccessLogTables, access_log_tables
 from services.common.business_calendar import to_local
-from services.common.db import Idempotency, UnitOfWork
+from services.common.db import Idempotency, UnitOfWork, utc
 from services.common.idempotency import add_idempotency_table
 
 metadata = MetaData()
@@ -195,9 +195,7 @@ access_log: AccessLogTables = access_log_tables(metadata)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None if moment is None else utc(moment)
 
 
 def _now() -> datetime:
@@ -693,15 +691,6 @@ class CaseRepository:
     async def delete_all(self) -> None:
         """Removes every case; contacts, events, consents and mail go with them (ON DELETE CASCADE)."""
         await self.conn.execute(delete(cases))
-
-    async def unsent_mail_count(self) -> int:
-        return int(
-            (
-                await self.conn.execute(
-                    select(func.count()).select_from(outbox).where(outbox.c.sent_time.is_(None))
-                )
-            ).scalar_one()
-        )
 
     # ---- statistics and billing ----
 

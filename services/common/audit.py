@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -37,6 +37,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.common.db import utc
 from services.common.errors import InvalidArgument
 
 __all__ = [
@@ -207,7 +208,7 @@ def chain_rows(
     for record in records:
         seq += 1
         fields = {
-            "occurred_at": _utc(record.occurred_at),
+            "occurred_at": utc(record.occurred_at),
             "actor": record.actor,
             "actor_role": record.actor_role,
             "person_number": record.person_number,
@@ -380,7 +381,7 @@ async def list_access(
     return [
         AccessEntry(
             seq=row.seq,
-            occurred_at=_utc(row.occurred_at),
+            occurred_at=utc(row.occurred_at),
             actor=row.actor,
             actor_role=row.actor_role,
             person_number=row.person_number,
@@ -399,7 +400,7 @@ def _entry_hash(seq: int, prev_hash: str, fields: dict[str, Any]) -> str:
         "seq": seq,
         "prev_hash": prev_hash,
         **fields,
-        "occurred_at": _utc(fields["occurred_at"]).isoformat(timespec="microseconds"),
+        "occurred_at": utc(fields["occurred_at"]).isoformat(timespec="microseconds"),
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -415,13 +416,6 @@ def _stored_fields(row: Row[Any]) -> dict[str, Any]:
         "purpose": row.purpose,
         "service": row.service,
     }
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back the stored UTC time without its offset.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _broken(intact: int, seq: int, problem: str) -> ChainReport:

@@ -53,6 +53,16 @@ class Role(enum.StrEnum):
 
 
 _ROLE_VALUES = frozenset(role.value for role in Role)
+_ROLE_PRECEDENCE = (
+    Role.AGENT,
+    Role.OFFICER,
+    Role.UNIT_MANAGER,
+    Role.AUDITOR,
+    Role.CITIZEN,
+    Role.FINANCE,
+    Role.DIRECTORY_ADMIN,
+    Role.SERVICE,
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,18 @@ class Caller:
 
     def has_role(self, *roles: Role) -> bool:
         return any(role in self.roles for role in roles)
+
+    @property
+    def unit_id(self) -> str | None:
+        """The id of the caller's unit, from "units/{id}"."""
+        return self.unit.removeprefix("units/") if self.unit else None
+
+    @property
+    def primary_role(self) -> str:
+        """The role a read is logged under, when a token carries several."""
+        return next(
+            (role.value for role in _ROLE_PRECEDENCE if role in self.roles), sorted(self.roles)[0].value
+        )
 
     def require_role(self, *roles: Role) -> None:
         if self.has_role(*roles):

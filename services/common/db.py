@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -19,6 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from services.common.idempotency import IdempotencyKey, IdempotencyStore, Replayed
+
+
+def utc(moment: datetime) -> datetime:
+    """A time in UTC, to store, compare or return. SQLite keeps the wall-clock digits and drops the
+    offset, so times go in as UTC, and the naive ones it hands back are UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def is_sqlite(url: str) -> bool:

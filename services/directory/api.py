@@ -16,11 +16,12 @@ from aldredirekt.directory.v1 import directory_pb2_grpc
 from services.common.commands import run_command
 from services.common.errors import InvalidArgument
 from services.common.etags import etag_for
+from services.common.names import resource_id
 from services.common.pagination import page_request
 from services.common.protoconv import date_message, from_enum, from_timestamp, timestamp, to_enum
 from services.common.server import current_caller
 from services.directory import handlers
-from services.directory.handlers import Directory, OfficerView, ResolveQuery, UnitView, resource_id
+from services.directory.handlers import Directory, OfficerView, ResolveQuery, UnitView
 from services.directory.model import (
     Absence,
     Area,
@@ -128,7 +129,14 @@ def unit_message(view: UnitView) -> pb.Unit:
     )
 
 
-def unit_from_message(message: pb.Unit, unit_id: str, prefix: str) -> Unit:
+def unit_from_message(message: pb.Unit, unit_id: str, prefix: str, *, policy_required: bool = True) -> Unit:
+    """A unit from a request; an update whose mask leaves the policy alone may send it unspecified
+    (a placeholder stands in, which the mask never applies)."""
+    policy = (
+        _policy(message.contact_policy, f"{prefix}.contact_policy")
+        if policy_required or message.contact_policy
+        else ContactPolicy.CONTACT_CENTER_ONLY
+    )
     return Unit(
         unit_id=unit_id,
         display_name=message.display_name,
@@ -138,7 +146,7 @@ def unit_from_message(message: pb.Unit, unit_id: str, prefix: str) -> Unit:
         mailbox=message.mailbox,
         acute_phone=message.acute_phone,
         acute_hours=_periods(message.acute_hours, f"{prefix}.acute_hours"),
-        contact_policy=_policy(message.contact_policy, f"{prefix}.contact_policy"),
+        contact_policy=policy,
         reception_phone=message.reception_phone,
         phone_hours=_periods(message.phone_hours, f"{prefix}.phone_hours"),
         team_model=message.team_model,
@@ -168,9 +176,12 @@ def officer_message(view: OfficerView) -> pb.Officer:
     )
 
 
-def officer_from_message(message: pb.Officer, officer_id: str, prefix: str) -> Officer:
+def officer_from_message(
+    message: pb.Officer, officer_id: str, prefix: str, *, role_required: bool = True
+) -> Officer:
+    """An officer from a request; an update whose mask leaves the role alone may send it unspecified."""
     role = _role(message.role, f"{prefix}.role")
-    if role is None:
+    if role is None and role_required:
         raise InvalidArgument.field(f"{prefix}.role", "is required")
     specialties = []
     for index, value in enumerate(message.specialties):
@@ -183,7 +194,7 @@ def officer_from_message(message: pb.Officer, officer_id: str, prefix: str) -> O
         unit_id=resource_id(message.unit, "units", f"{prefix}.unit") if message.unit else "",
         given_name=message.given_name,
         family_name=message.family_name,
-        role=role,
+        role=role or OfficerRole.ORDINARY_HOUSING,  # only when the mask does not apply it
         specialties=tuple(specialties),
         languages=tuple(message.languages),
         team=message.team,
@@ -337,10 +348,8 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     async def UpdateUnit(self, request: pb.UpdateUnitRequest, context: Context) -> pb.UpdateUnitResponse:
         current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         unit_id = resource_id(request.unit.name, "units", "unit.name")
-        unit = (
-            unit_from_message(request.unit, unit_id, "unit")
-            if _needs(request.update_mask, "contact_policy")
-            else _unit_partial(request.unit, unit_id)
+        unit = unit_from_message(
+            request.unit, unit_id, "unit", policy_required=_needs(request.update_mask, "contact_policy")
         )
         view = await handlers.update_unit(
             directory=self.directory,
@@ -413,7 +422,9 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> pb.UpdateOfficerResponse:
         current_caller().require_role(*handlers.ADMINS)  # before the request is even read
         officer_id = resource_id(request.officer.name, "officers", "officer.name")
-        officer = _officer_partial(request.officer, officer_id, request.update_mask)
+        officer = officer_from_message(
+            request.officer, officer_id, "officer", role_required=_needs(request.update_mask, "role")
+        )
         view = await handlers.update_officer(
             directory=self.directory,
             caller=current_caller(),
@@ -572,28 +583,3 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
 
 def _needs(mask: Sequence[str], name: str) -> bool:
     return not mask or name in mask
-
-
-def _unit_partial(message: pb.Unit, unit_id: str) -> Unit:
-    """A unit from an update whose mask leaves the contact policy alone, so it may be unspecified."""
-    return Unit(
-        unit_id=unit_id,
-        display_name=message.display_name,
-        district_id=resource_id(message.district, "districts", "unit.district") if message.district else "",
-        mailbox=message.mailbox,
-        acute_phone=message.acute_phone,
-        acute_hours=_periods(message.acute_hours, "unit.acute_hours"),
-        contact_policy=ContactPolicy.CONTACT_CENTER_ONLY,
-        reception_phone=message.reception_phone,
-        phone_hours=_periods(message.phone_hours, "unit.phone_hours"),
-        team_model=message.team_model,
-    )
-
-
-def _officer_partial(message: pb.Officer, officer_id: str, mask: Sequence[str]) -> Officer:
-    if _needs(mask, "role"):
-        return officer_from_message(message, officer_id, "officer")
-    copy = pb.Officer()
-    copy.CopyFrom(message)
-    copy.role = pb.OFFICER_ROLE_ORDINARY_HOUSING  # not in the mask: never applied
-    return officer_from_message(copy, officer_id, "officer")

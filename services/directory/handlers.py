@@ -22,6 +22,7 @@ from services.common.errors import (
     StaleEtag,
 )
 from services.common.etags import check_etag
+from services.common.names import resource_id, resource_ids
 from services.common.pagination import PageRequest
 from services.common.personnummer import parse_person_number
 from services.directory import transfer
@@ -83,6 +84,7 @@ class SnapshotCache:
     # Every officer by id, and by language, for searches without a database round trip.
     officers: list[Officer] = field(default_factory=list)
     by_language: dict[str, list[Officer]] = field(default_factory=dict)
+    district_of_unit: dict[str, str] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def invalidate(self) -> None:
@@ -139,6 +141,7 @@ class SnapshotCache:
         self.officer_units = officer_units
         self.officers = everyone
         self.by_language = by_language
+        self.district_of_unit = {unit_id: s.unit.district_id for unit_id, s in units.items()}
 
 
 @dataclass
@@ -176,15 +179,11 @@ def _unit_view(directory: Directory, caller: Caller, unit: Unit) -> UnitView:
     )
 
 
-def _caller_unit_id(caller: Caller) -> str | None:
-    return caller.unit.removeprefix("units/") if caller.unit else None
-
-
 def officer_view(caller: Caller, officer: Officer, unit: Unit | None) -> OfficerView:
     if unit is None or not officer.phone:
         return OfficerView(officer, phone_withheld=False)
     allowed = may_see_direct_numbers(
-        unit=unit, caller_unit_id=_caller_unit_id(caller), is_admin=caller.has_role(Role.DIRECTORY_ADMIN)
+        unit=unit, caller_unit_id=caller.unit_id, is_admin=caller.has_role(Role.DIRECTORY_ADMIN)
     )
     if allowed:
         return OfficerView(officer, phone_withheld=False)
@@ -192,25 +191,6 @@ def officer_view(caller: Caller, officer: Officer, unit: Unit | None) -> Officer
 
 
 # ---- parsing names ----------------------------------------------------------------------------------------
-
-
-def resource_id(name: str, collection: str, field_name: str) -> str:
-    """The id of "collection/{id}"; names that do not have that shape are refused naming the field."""
-    prefix = collection + "/"
-    if not name:
-        raise InvalidArgument.field(field_name, f"is required, e.g. {collection}/example")
-    if not name.startswith(prefix) or "/" in name[len(prefix) :] or len(name) == len(prefix):
-        raise InvalidArgument.field(field_name, f"{name!r} is not a name of the form {collection}/{{id}}")
-    return name[len(prefix) :]
-
-
-def absence_ids(name: str, field_name: str) -> tuple[str, str]:
-    parts = name.split("/")
-    if len(parts) != 4 or parts[0] != "officers" or parts[2] != "absences" or not parts[1] or not parts[3]:
-        raise InvalidArgument.field(
-            field_name, f"{name!r} is not a name of the form officers/{{o}}/absences/{{a}}"
-        )
-    return parts[1], parts[3]
 
 
 # ---- districts --------------------------------------------------------------------------------------------
@@ -430,13 +410,12 @@ async def search_officers(
         raise NotFound(f"units/{query.unit_id}")
     if query.district_id and query.district_id not in cache.districts:
         raise NotFound(f"districts/{query.district_id}")
-    district_of_unit = {unit_id: s.unit.district_id for unit_id, s in cache.units.items()}
     candidates = cache.by_language.get(query.language, []) if query.language else cache.officers
     found: list[Officer] = []
     for officer in candidates:
         if after is not None and officer.officer_id <= after:
             continue
-        if _matches(officer, query, district_of_unit):
+        if _matches(officer, query, cache.district_of_unit):
             found.append(officer)
             if len(found) > page.size:
                 break
@@ -534,7 +513,7 @@ async def list_absences(
 
 async def delete_absence(*, directory: Directory, caller: Caller, name: str) -> None:
     caller.require_role(*ADMINS)
-    officer_id, absence_id = absence_ids(name, "name")
+    officer_id, absence_id = resource_ids(name, ("officers", "absences"), "name")
     async with directory.uow() as uow:
         if not await uow.directory.delete_absence(officer_id, absence_id):
             raise NotFound(name)
@@ -682,7 +661,7 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
         await directory.access_log.record(
             AccessRecord(
                 actor=caller.subject,
-                actor_role=_primary_role(caller),
+                actor_role=caller.primary_role,
                 person_number=str(person),
                 action="directory.ResolveResponsible",
                 purpose=query.purpose.strip(),
@@ -721,13 +700,6 @@ def _choose_unit(
     if by_postal is not None and by_postal in in_district:
         return by_postal
     return in_district[0] if in_district else None
-
-
-def _primary_role(caller: Caller) -> str:
-    for role in (Role.SERVICE, Role.AGENT, Role.OFFICER, Role.UNIT_MANAGER, Role.DIRECTORY_ADMIN):
-        if role in caller.roles:
-            return role.value
-    return sorted(caller.roles)[0].value
 
 
 # ---- import and export ------------------------------------------------------------------------------------

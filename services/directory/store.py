@@ -31,7 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.audit import AccessLogTables, access_log_tables
-from services.common.db import Idempotency, UnitOfWork
+from services.common.db import Idempotency, UnitOfWork, utc
 from services.common.idempotency import add_idempotency_table
 from services.directory.model import (
     Absence,
@@ -188,17 +188,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything is stored in UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite keeps the wall-clock digits and drops the offset, so a time must be in UTC before it is
-    # written or compared there; PostgreSQL would convert it anyway.
-    return moment.astimezone(UTC)
-
-
 def _district(row: Any) -> District:
     return District(
         district_id=row.district_id,
@@ -222,8 +211,8 @@ def _unit(row: Any) -> Unit:
         phone_hours=parse_periods(row.phone_hours),
         team_model=row.team_model,
         revision=row.revision,
-        create_time=_aware(row.create_time),
-        update_time=_aware(row.update_time),
+        create_time=utc(row.create_time),
+        update_time=utc(row.update_time),
     )
 
 
@@ -270,10 +259,10 @@ def _absence(row: Any) -> Absence:
     return Absence(
         absence_id=row.absence_id,
         officer_id=row.officer_id,
-        start=_aware(row.start_time),
-        end=_aware(row.end_time),
+        start=utc(row.start_time),
+        end=utc(row.end_time),
         substitute_id=row.substitute_id,
-        create_time=_aware(row.create_time),
+        create_time=utc(row.create_time),
     )
 
 
@@ -397,8 +386,8 @@ class DirectoryRepository:
                 active=r.active,
                 caseload=r.caseload,
                 revision=r.revision,
-                create_time=_aware(r.create_time),
-                update_time=_aware(r.update_time),
+                create_time=utc(r.create_time),
+                update_time=utc(r.update_time),
             )
             for r in rows
         ]
@@ -474,7 +463,7 @@ class DirectoryRepository:
         found: list[str] = []
         for row in await self.conn.execute(
             select(absences.c.officer_id, absences.c.absence_id).where(
-                and_(absences.c.substitute_id == officer_id, absences.c.end_time > _utc(now))
+                and_(absences.c.substitute_id == officer_id, absences.c.end_time > utc(now))
             )
         ):
             found.append(f"officers/{row.officer_id}/absences/{row.absence_id} as substitute")
@@ -494,8 +483,8 @@ class DirectoryRepository:
             insert(absences).values(
                 officer_id=stored.officer_id,
                 absence_id=stored.absence_id,
-                start_time=_utc(stored.start),
-                end_time=_utc(stored.end),
+                start_time=utc(stored.start),
+                end_time=utc(stored.end),
                 substitute_id=stored.substitute_id,
                 create_time=stored.create_time,
             )
@@ -529,8 +518,8 @@ class DirectoryRepository:
             select(absences).where(
                 and_(
                     absences.c.officer_id == officer_id,
-                    absences.c.start_time < _utc(end),
-                    absences.c.end_time > _utc(start),
+                    absences.c.start_time < utc(end),
+                    absences.c.end_time > utc(start),
                 )
             )
         )
@@ -549,7 +538,7 @@ class DirectoryRepository:
         rows = await self.conn.execute(
             select(absences)
             .join(officers, officers.c.officer_id == absences.c.officer_id)
-            .where(and_(officers.c.unit_id == unit_id, absences.c.end_time > _utc(ending_after)))
+            .where(and_(officers.c.unit_id == unit_id, absences.c.end_time > utc(ending_after)))
             .order_by(absences.c.start_time)
         )
         found: dict[str, list[Absence]] = defaultdict(list)
@@ -595,7 +584,7 @@ class DirectoryRepository:
             areas=unit_areas,
             rules=rules,
             revision=head.revision if head else 0,
-            update_time=_aware(head.update_time) if head else None,
+            update_time=utc(head.update_time) if head else None,
         )
 
     async def areas_of_other_units(self, unit_id: str) -> list[tuple[str, Area]]:
@@ -744,8 +733,8 @@ class DirectoryRepository:
                     {
                         "officer_id": a.officer_id,
                         "absence_id": a.absence_id,
-                        "start_time": _utc(a.start),
-                        "end_time": _utc(a.end),
+                        "start_time": utc(a.start),
+                        "end_time": utc(a.end),
                         "substitute_id": a.substitute_id,
                         "create_time": now,
                     }
