@@ -6,7 +6,10 @@ from services.common.grants import GRANT_METADATA_KEY, grant_from_metadata
 
 
 def test_the_grant_is_read_from_its_metadata_entry_whatever_the_case_of_the_key():
-    metadata = [("authorization", "Bearer t"), ("X-Access-Grant", b"grant-token")]
+    metadata: list[tuple[str, str | bytes]] = [
+        ("authorization", "Bearer t"),
+        ("X-Access-Grant", b"grant-token"),
+    ]
 
     assert grant_from_metadata(metadata) == "grant-token"
 
