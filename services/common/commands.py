@@ -24,8 +24,19 @@ async def run_command(
 ) -> R:
     """Runs `run` with the request's idempotency key; a replay answers with the stored first response."""
     key = request_key(method, current_caller().subject, request)
-    idempotency = Idempotency(key, encode=lambda answer: respond(answer).SerializeToString()) if key else None
+    # The answer stored for replays and the answer sent are one message, built once.
+    built: list[tuple[T, R]] = []
+
+    def encode(answer: T) -> bytes:
+        response = respond(answer)
+        built.append((answer, response))
+        return response.SerializeToString()
+
+    idempotency = Idempotency(key, encode=encode) if key else None
     try:
-        return respond(await run(idempotency))
+        answer = await run(idempotency)
     except Replayed as replay:
         return response_type.FromString(replay.response)
+    if built and built[-1][0] is answer:
+        return built[-1][1]
+    return respond(answer)

@@ -6,7 +6,6 @@ model never sees SQLAlchemy.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from typing import Any, Self
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 
 from services.common.idempotency import IdempotencyKey, IdempotencyStore, Replayed
@@ -101,8 +99,9 @@ class Idempotency:
 class UnitOfWork:
     """One transaction. Rolls back unless `commit()` is called; a service subclasses it to add repositories.
 
-    With an `Idempotency` attached, entering looks the request up first (raising `Replayed` with the first
-    answer on a replay) and `commit(answer)` stores the encoded answer in the same transaction.
+    With an `Idempotency` attached, entering claims the request_id first (raising `Replayed` with the first
+    answer on a replay; a concurrent retry waits for the first call's transaction to end) and
+    `commit(answer)` stores the encoded answer in the same transaction.
     """
 
     def __init__(self, engine: AsyncEngine, *, write: bool = True, idempotency: Idempotency | None = None):
@@ -131,27 +130,13 @@ class UnitOfWork:
             self._tx = await self._conn.begin()
             self.bind(self._conn)
             if self.idempotency is not None:
-                await self._serialise_retries(self.idempotency.key)
-                stored = await IdempotencyStore(self._conn).find(self.idempotency.key)
+                stored = await IdempotencyStore(self._conn).claim(self.idempotency.key)
                 if stored is not None:
                     raise Replayed(stored)
         except BaseException:
             await self._close(rollback=True)
             raise
         return self
-
-    async def _serialise_retries(self, key: IdempotencyKey) -> None:
-        """Makes a concurrent retry wait until the first call has committed, then find its answer.
-
-        SQLite writers already take turns (BEGIN IMMEDIATE). On PostgreSQL both calls would otherwise
-        miss each other's uncommitted answer, both run the command, and the second fail on a key
-        conflict; the lock is the transaction's, so it goes with the commit or rollback.
-        """
-        if self.engine.dialect.name != "postgresql":
-            return
-        digest = fingerprint(key.method, key.subject, key.request_id)
-        lock_id = int.from_bytes(bytes.fromhex(digest[:16]), "big", signed=True)
-        await self.conn.execute(text("SELECT pg_advisory_xact_lock(:lock_id)"), {"lock_id": lock_id})
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -162,23 +147,9 @@ class UnitOfWork:
         """Commits; `answer` is what the command returns, remembered for replays of its request_id."""
         if self._tx is None:
             raise RuntimeError("the unit of work is not entered")
-        try:
-            if self.idempotency is not None:
-                # Inside the try: the key's own row is where a concurrent first call shows up.
-                await IdempotencyStore(self.conn).remember(
-                    self.idempotency.key, self.idempotency.encode(answer)
-                )
-            await self._tx.commit()
-        except IntegrityError:
-            if self.idempotency is None:
-                raise
-            # Another call with the same request_id committed first: answer as it did.
-            await self._close(rollback=True)
-            async with self.engine.connect() as conn:
-                stored = await IdempotencyStore(conn).find(self.idempotency.key)
-            if stored is None:
-                raise
-            raise Replayed(stored) from None
+        if self.idempotency is not None:
+            await IdempotencyStore(self.conn).answer(self.idempotency.key, self.idempotency.encode(answer))
+        await self._tx.commit()
         self.committed = True
 
     async def rollback(self) -> None:
@@ -195,12 +166,3 @@ class UnitOfWork:
             await self._conn.close()
             self._conn = None
             self._tx = None
-
-
-def fingerprint(*parts: bytes | str) -> str:
-    digest = hashlib.sha256()
-    for part in parts:
-        data = part.encode() if isinstance(part, str) else part
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()

@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf.message import Message
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, and_, insert, select
+from sqlalchemy import (
+    Column,
+    DateTime,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    and_,
+    bindparam,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.common.errors import AlreadyExists, InvalidArgument
@@ -74,22 +87,59 @@ def request_key(
     return IdempotencyKey(method=method, subject=subject, request_id=request_id, payload_hash=digest)
 
 
+_key_matches = and_(
+    idempotency_keys.c.method == bindparam("k_method"),
+    idempotency_keys.c.subject == bindparam("k_subject"),
+    idempotency_keys.c.request_id == bindparam("k_request_id"),
+)
+# Built once: a statement made per call costs more CPU than its round trip (SQLAlchemy keys, compiles and
+# coerces it anew), and these run in every command.
+_FIND = select(idempotency_keys.c.payload_hash, idempotency_keys.c.response).where(_key_matches)
+_ANSWER = update(idempotency_keys).where(_key_matches).values(response=bindparam("k_response"))
+_CLAIM = {
+    dialect: insert_for(idempotency_keys).on_conflict_do_nothing().returning(idempotency_keys.c.method)
+    for dialect, insert_for in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
+
+
+def _key_parameters(key: IdempotencyKey) -> dict[str, str]:
+    return {"k_method": key.method, "k_subject": key.subject, "k_request_id": key.request_id}
+
+
 class IdempotencyStore:
+    """The keys of one transaction's connection.
+
+    `claim` comes first in a command's transaction and `answer` last. The claimed row is the lock that
+    makes a concurrent retry wait: its own claim blocks on the unique key until the first transaction
+    ends, and then either finds the committed answer or, after a rollback, claims the key itself.
+    """
+
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
 
+    async def claim(self, key: IdempotencyKey) -> bytes | None:
+        """None when this transaction now owns the key; the first answer when it was answered before."""
+        claim = {
+            "method": key.method,
+            "subject": key.subject,
+            "request_id": key.request_id,
+            "payload_hash": key.payload_hash,
+            # Replaced by the answer in the same transaction; never visible to anyone else.
+            "response": b"",
+            "create_time": datetime.now(UTC),
+        }
+        # A key found taken is committed (the claim waited for its transaction), so the read that follows
+        # sees it; only a row removed in between sends us round again.
+        for _ in range(3):
+            if (await self.conn.execute(_CLAIM[self.conn.dialect.name], claim)).first() is not None:
+                return None
+            stored = await self.find(key)
+            if stored is not None:
+                return stored
+        raise RuntimeError("an idempotency key kept appearing and disappearing")
+
     async def find(self, key: IdempotencyKey) -> bytes | None:
-        row = (
-            await self.conn.execute(
-                select(idempotency_keys.c.payload_hash, idempotency_keys.c.response).where(
-                    and_(
-                        idempotency_keys.c.method == key.method,
-                        idempotency_keys.c.subject == key.subject,
-                        idempotency_keys.c.request_id == key.request_id,
-                    )
-                )
-            )
-        ).first()
+        row = (await self.conn.execute(_FIND, _key_parameters(key))).first()
         if row is None:
             return None
         if row.payload_hash != key.payload_hash:
@@ -100,14 +150,6 @@ class IdempotencyStore:
             )
         return bytes(row.response)
 
-    async def remember(self, key: IdempotencyKey, response: bytes) -> None:
-        await self.conn.execute(
-            insert(idempotency_keys).values(
-                method=key.method,
-                subject=key.subject,
-                request_id=key.request_id,
-                payload_hash=key.payload_hash,
-                response=response,
-                create_time=datetime.now(UTC),
-            )
-        )
+    async def answer(self, key: IdempotencyKey, response: bytes) -> None:
+        """Stores the answer of a claimed key."""
+        await self.conn.execute(_ANSWER, {**_key_parameters(key), "k_response": response})

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, event, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.db import UnitOfWork, create_engine, database_answers, fingerprint
+from services.common.db import UnitOfWork, create_engine, database_answers
 
 metadata = MetaData()
 counters = Table(
@@ -180,9 +180,3 @@ async def test_a_database_that_cannot_be_read_does_not_answer(tmp_path: Path):
         assert not await database_answers(engine)
     finally:
         await engine.dispose()
-
-
-def test_a_fingerprint_keeps_the_parts_apart():
-    assert fingerprint("ab", "c") != fingerprint("a", "bc")
-    assert fingerprint("units/farsta", b"payload") == fingerprint(b"units/farsta", "payload")
-    assert len(fingerprint("x")) == 64
