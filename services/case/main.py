@@ -133,7 +133,7 @@ async def run_every(interval: float, job_name: str, job: Callable[[], Awaitable[
 
 async def serve(settings: CaseSettings) -> None:
     telemetry = configure_telemetry(SERVICE)
-    engine = await open_database(settings.server, MIGRATIONS)
+    engine = await open_database(settings.server, MIGRATIONS, telemetry)
     channel = directory_channel(settings.directory_address)
     cases = bootstrap(settings, engine, directory=GrpcDirectory(channel))
     dispatcher = OutboxDispatcher(cases.uow, SmtpTransport(settings.smtp), sender=settings.smtp.sender)
@@ -143,6 +143,7 @@ async def serve(settings: CaseSettings) -> None:
         engine=engine,
         migrations=MIGRATIONS,
         verifier=build_verifier(settings.auth),
+        telemetry=telemetry,
         services=[service_definition(cases)],
     )
     background = [

@@ -16,7 +16,7 @@ import logging
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -104,7 +104,7 @@ class Caller:
         )
 
 
-def bearer_from_metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
+def bearer_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
     """The bearer token of the first "authorization" entry, or None when there is none."""
     for key, value in metadata or ():
         if key.lower() != "authorization":

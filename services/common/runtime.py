@@ -18,7 +18,7 @@ from services.common.devissuer import DevIssuer
 from services.common.migrate import schema_is_at_head, upgrade_to_head
 from services.common.server import GrpcServer, ServiceDefinition, start_grpc_server
 from services.common.settings import AuthSettings, ServerSettings
-from services.common.telemetry import grpc_server_interceptors, instrument_sqlalchemy
+from services.common.telemetry import Telemetry, grpc_server_interceptors, instrument_sqlalchemy
 
 log = logging.getLogger("aldredirekt.runtime")
 
@@ -54,9 +54,13 @@ def readiness(engine: AsyncEngine, migrations: Path) -> Callable[[], Awaitable[b
     return ready
 
 
-async def open_database(settings: ServerSettings, migrations: Path) -> AsyncEngine:
+async def open_database(
+    settings: ServerSettings, migrations: Path, telemetry: Telemetry | None = None
+) -> AsyncEngine:
+    """The service's engine, migrated when configured; its statements are traced when spans are kept."""
     engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
-    instrument_sqlalchemy(engine)
+    if telemetry is not None and telemetry.records_spans:
+        instrument_sqlalchemy(engine)
     if settings.migrate_on_start:
         await upgrade_to_head(engine, migrations)
     return engine
@@ -69,6 +73,7 @@ async def start_service(
     migrations: Path,
     verifier: TokenVerifier,
     services: Sequence[ServiceDefinition],
+    telemetry: Telemetry | None = None,
     port: int | None = None,
 ) -> GrpcServer:
     server = await start_grpc_server(
@@ -77,7 +82,9 @@ async def start_service(
         host=settings.host,
         port=settings.port if port is None else port,
         ready=readiness(engine, migrations),
-        extra_interceptors=grpc_server_interceptors(),
+        extra_interceptors=(
+            grpc_server_interceptors() if telemetry is not None and telemetry.records_spans else ()
+        ),
         share_port=settings.workers > 1 or os.environ.get(WORKER_MARKER) == "1",
     )
     log.info("%s listening on %s:%d", settings.service, settings.host, server.port)

@@ -71,13 +71,14 @@ def service_definition(directory: Directory) -> ServiceDefinition:
 
 async def serve(settings: DirectorySettings) -> None:
     telemetry = configure_telemetry(SERVICE)
-    engine = await open_database(settings.server, MIGRATIONS)
+    engine = await open_database(settings.server, MIGRATIONS, telemetry)
     directory = bootstrap(settings, engine)
     server = await start_service(
         settings=settings.server,
         engine=engine,
         migrations=MIGRATIONS,
         verifier=build_verifier(settings.auth),
+        telemetry=telemetry,
         services=[service_definition(directory)],
     )
     try:

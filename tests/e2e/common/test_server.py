@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from services.common.errors import (
     NotFound,
     Unauthenticated,
 )
+from services.common.logs import JsonFormatter
 from services.common.server import GrpcServer, ServiceDefinition, current_caller, start_grpc_server
 
 SERVICE = "aldredirekt.probe.v1.ProbeService"
@@ -121,7 +124,10 @@ def traced_calls() -> grpc.aio.ServerInterceptor[Any, Any]:
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Running]:
+    # Marked `untraced`, the server runs as a service does when no span is kept: without OpenTelemetry's
+    # interceptor.
+    traced = request.node.get_closest_marker("untraced") is None
     issuer = DevIssuer.load_or_create(tmp_path / "dev")
     verifier = TokenVerifier(DEV_ISSUER, DEV_AUDIENCE, JwksSource(issuer.jwks_path))
     servicer = ProbeServicer()
@@ -136,7 +142,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         host="127.0.0.1",
         port=0,
         ready=ready,
-        extra_interceptors=[traced_calls()],
+        extra_interceptors=[traced_calls()] if traced else [],
         readiness_interval=0.05,
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
@@ -319,3 +325,32 @@ async def test_stopping_reports_not_serving_and_lets_a_call_in_flight_finish(run
     await asyncio.wait_for(stopping, timeout=5)
     error = await refused(running.call("Whoami", token=running.token()))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.untraced
+async def test_without_the_tracing_interceptor_a_call_still_continues_the_callers_trace(running: Running):
+    trace_id = "4bf92f3577b34da6a3ce929e0eafa4a1"
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter("probe"))
+    grpc_log = logging.getLogger("aldredirekt.grpc")
+    grpc_log.addHandler(handler)
+    grpc_log.setLevel(logging.INFO)
+    try:
+        await running.unary("Whoami")(
+            Text(),
+            metadata=(
+                ("authorization", f"Bearer {running.token()}"),
+                ("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01"),
+            ),
+            timeout=10,
+        )
+        await running.call("Whoami", token=running.token())
+    finally:
+        grpc_log.removeHandler(handler)
+
+    continued, fresh = (json.loads(line) for line in lines.getvalue().splitlines())
+    assert continued["grpc_method"] == fresh["grpc_method"] == f"/{SERVICE}/Whoami"
+    assert continued["trace_id"] == trace_id
+    # A call that brings no trace starts none here, or one of its own: never the previous call's.
+    assert fresh.get("trace_id") != trace_id

@@ -100,6 +100,7 @@ def test_without_variables_there_is_no_exporter_and_spans_still_have_trace_ids(c
 
     # Nothing to export to, so nothing is recorded; the trace id is there for the logs all the same.
     assert not span.is_recording()
+    assert not telemetry.records_spans  # so the services leave the instrumentations out
     assert telemetry.installed
     assert span_processors(telemetry) == ()
     assert metric_readers(telemetry) == []
@@ -116,6 +117,7 @@ def test_an_explicit_sampler_records_spans_even_without_an_exporter(configured):
         pass
 
     assert isinstance(span, ReadableSpan)
+    assert telemetry.records_spans
     assert span.is_recording() is False  # ended
     assert span.resource.attributes["service.name"] == "case"
 
@@ -144,6 +146,7 @@ def test_the_console_exporter_writes_each_finished_span(configured, capsys):
     with tracer("services.case").start_as_current_span("RegisterContact") as span:
         trace_id = span.get_span_context().trace_id
     telemetry.shutdown()
+    assert telemetry.records_spans
 
     written = json.loads(capsys.readouterr().out)
     assert written["name"] == "RegisterContact"
@@ -206,6 +209,7 @@ def test_a_disabled_sdk_sets_up_nothing(configured, capsys):
     meter("services.case").create_counter("contacts").add(1)
 
     assert not telemetry.enabled
+    assert not telemetry.records_spans
     assert not telemetry.installed
     assert isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
     assert not span.get_span_context().is_valid
