@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import logging
@@ -99,18 +98,17 @@ async def _log_reads(
     cases: Cases, caller: Caller, people: Sequence[str | None], action: str, purpose: str
 ) -> None:
     now = cases.clock()
+    role = caller.primary_role
     # All at once, so that a page of fifty people costs one access-log commit, not fifty.
-    await asyncio.gather(
+    await cases.access_log.record(
         *(
-            cases.access_log.record(
-                AccessRecord(
-                    actor=caller.subject,
-                    actor_role=caller.primary_role,
-                    person_number=person,
-                    action=f"case.{action}",
-                    purpose=purpose,
-                    occurred_at=now,
-                )
+            AccessRecord(
+                actor=caller.subject,
+                actor_role=role,
+                person_number=person,
+                action=f"case.{action}",
+                purpose=purpose,
+                occurred_at=now,
             )
             for person in dict.fromkeys(p for p in people if p)
         )

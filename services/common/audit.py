@@ -12,10 +12,10 @@ an entry cannot be lost while the read it records commits.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from json.encoder import encode_basestring as _json_string
 from typing import Any
 
 from sqlalchemy import (
@@ -393,16 +393,28 @@ async def list_access(
     ]
 
 
+# The canonical form of an entry is JSON with sorted keys, fixed separators and no ASCII escaping, which
+# encodes every value unambiguously: no field's text can be read as part of another's. It is written out
+# here rather than by json.dumps, which would build and sort a dict for every entry; a test holds the two
+# to the same bytes.
+_CANONICAL = (
+    '{"action":%s,"actor":%s,"actor_role":%s,"occurred_at":%s,"person_number":%s,'
+    '"prev_hash":%s,"purpose":%s,"seq":%d,"service":%s}'
+)
+
+
 def _entry_hash(seq: int, prev_hash: str, fields: dict[str, Any]) -> str:
-    # JSON with sorted keys and fixed separators encodes every value unambiguously: no field's text
-    # can be read as part of another's.
-    payload = {
-        "seq": seq,
-        "prev_hash": prev_hash,
-        **fields,
-        "occurred_at": utc(fields["occurred_at"]).isoformat(timespec="microseconds"),
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL % (
+        _json_string(fields["action"]),
+        _json_string(fields["actor"]),
+        _json_string(fields["actor_role"]),
+        _json_string(utc(fields["occurred_at"]).isoformat(timespec="microseconds")),
+        _json_string(fields["person_number"]),
+        _json_string(prev_hash),
+        _json_string(fields["purpose"]),
+        seq,
+        _json_string(fields["service"]),
+    )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

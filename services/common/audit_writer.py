@@ -26,7 +26,8 @@ from services.common.errors import Unavailable
 
 
 class AccessLog(Protocol):
-    async def record(self, record: AccessRecord) -> None: ...
+    async def record(self, *records: AccessRecord) -> None:
+        """Returns once every entry is committed."""
 
 
 class AccessLogWriter:
@@ -35,14 +36,20 @@ class AccessLogWriter:
         self.tables = tables
         self.service = service
         self.max_batch = max_batch
-        self._pending: list[tuple[AccessRecord, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Sequence[AccessRecord], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._tip: ChainTip | None = None
 
-    async def record(self, record: AccessRecord) -> None:
-        """Returns once the entry is committed; raises Unavailable when it could not be written."""
+    async def record(self, *records: AccessRecord) -> None:
+        """Returns once the entries are committed; raises Unavailable when they could not be written.
+
+        The entries of one call (a page of fifty people) wait on one future, and go in one batch unless
+        they are more than `max_batch`.
+        """
+        if not records:
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((record, future))
+        self._pending.append((records, future))
         if self._flusher is None or self._flusher.done():
             # A task of its own, so a caller that gives up cannot strand the entries of the others.
             self._flusher = asyncio.create_task(self._flush(), name=f"{self.service}-access-log")
@@ -50,8 +57,15 @@ class AccessLogWriter:
 
     async def _flush(self) -> None:
         while self._pending:
-            batch = self._pending[: self.max_batch]
-            del self._pending[: self.max_batch]
+            # Whole calls, up to max_batch entries (at least one call, however large).
+            taken, size = 0, 0
+            while taken < len(self._pending) and (
+                taken == 0 or size + len(self._pending[taken][0]) <= self.max_batch
+            ):
+                size += len(self._pending[taken][0])
+                taken += 1
+            batch = self._pending[:taken]
+            del self._pending[:taken]
             await self._write(batch)
 
     async def close(self) -> None:
@@ -72,9 +86,9 @@ class AccessLogWriter:
                 await record_accesses(conn, self.tables, records, service=self.service)
                 self._tip = await chain_tip(conn, self.tables)
 
-    async def _write(self, batch: Sequence[tuple[AccessRecord, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: Sequence[tuple[Sequence[AccessRecord], asyncio.Future[None]]]) -> None:
         try:
-            await self._append([r for r, _ in batch])
+            await self._append([record for records, _ in batch for record in records])
         except Exception as error:
             self._tip = None
             failure = Unavailable(
@@ -96,5 +110,5 @@ class MemoryAccessLog:
     def __init__(self) -> None:
         self.records: list[AccessRecord] = []
 
-    async def record(self, record: AccessRecord) -> None:
-        self.records.append(record)
+    async def record(self, *records: AccessRecord) -> None:
+        self.records.extend(records)

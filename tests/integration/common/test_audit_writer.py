@@ -142,6 +142,21 @@ async def test_a_batch_never_grows_beyond_its_limit(engine: AsyncEngine, tables:
     assert await chain_length(engine, tables) == 200
 
 
+async def test_the_entries_of_one_read_go_together_even_beyond_the_limit(
+    engine: AsyncEngine, tables: AccessLogTables
+):
+    writer = AccessLogWriter(engine, tables, service="case", max_batch=50)
+    transactions = count_transactions(engine)
+
+    # A page of 80 people, then two single reads that arrive while it is written.
+    page = asyncio.create_task(writer.record(*(read_of(case) for case in range(80))))
+    singles = [asyncio.create_task(writer.record(read_of(case))) for case in (80, 81)]
+    await asyncio.wait_for(asyncio.gather(page, *singles), timeout=20)
+
+    assert transactions[0] == 2  # the page alone, then both singles
+    assert await committed_purposes(engine, tables) == [f"cases/{case}" for case in range(82)]
+
+
 async def test_a_read_made_after_a_flush_starts_its_own_flush(
     engine: AsyncEngine, tables: AccessLogTables, writer: AccessLogWriter
 ):
