@@ -199,9 +199,11 @@ async def create_case(
                 "case.district", f"districts/{district_id} is not a district of Stockholm"
             )
         district_id = districts[district_id]  # a retired district's cases belong to its successor
+    # Checked before the transaction: loading the reference data takes a connection of its own, which a
+    # burst of calls each already holding one could wait for in vain.
+    model.raise_if(_reference_violations(await reference_items(cases), case))
     now = cases.clock()
     async with cases.uow(idempotency=idempotency) as uow:
-        model.raise_if(_reference_violations(await reference_items(cases), case))
         registered = model.register(
             replace(case, person_number=person, district_id=district_id),
             contact,

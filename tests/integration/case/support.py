@@ -40,13 +40,15 @@ START = local(2026, 11, 30, 9, 0)
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
-def case_settings(database_url: str, tmp_path: Path, *, smtp_port: int = 2525) -> CaseSettings:
+def case_settings(database_url: str, tmp_path: Path, *, smtp_port: int = 2525, **more: str) -> CaseSettings:
+    """The settings of a test's service; `more` adds environment variables, such as CASE_DB_POOL_SIZE."""
     return CaseSettings.from_env(
         {
             "CASE_DATABASE_URL": database_url,
             "CASE_GRANT_KEY_FILE": str(tmp_path / "grant" / "grant-key.pem"),
             "AUTH_DEV_DIR": str(tmp_path / "dev"),
             "CASE_SMTP_PORT": str(smtp_port),
+            **more,
         }
     )
 

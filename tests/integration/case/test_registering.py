@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -9,12 +12,20 @@ from services.case import handlers
 from services.case.handlers import Cases
 from services.case.model import CaseStatus, Channel, ContactParty, EventKind, FeedbackChannel, ReferenceKind
 from services.common.errors import FailedPrecondition, InvalidArgument
-from tests.integration.case.support import SQLITE_ONLY, forward, register, row_counts
+from tests.integration.case.support import (
+    SQLITE_ONLY,
+    case_settings,
+    forward,
+    register,
+    row_counts,
+    running_cases,
+)
 from tests.unit.case.builders import (
     AGENT,
     ASTRID,
     BERTIL,
     Clock,
+    FakeDirectory,
     contact,
     new_case,
     officer,
@@ -22,6 +33,21 @@ from tests.unit.case.builders import (
     violated_fields,
     with_wrong_check_digit,
 )
+
+
+async def test_a_burst_of_registrations_beyond_the_pool_on_a_fresh_service_is_served(
+    database_url: str, tmp_path: Path, directory: FakeDirectory, clock: Clock
+) -> None:
+    # Two connections and two more on overflow; the reference data is not loaded yet. Each registration
+    # must never hold one connection while it waits for another.
+    settings = case_settings(database_url, tmp_path, CASE_DB_POOL_SIZE="2")
+    async with running_cases(settings, directory=directory, clock=clock) as (fresh, engine):
+        created = await asyncio.wait_for(
+            asyncio.gather(*(register(fresh, summary=f"Samtal {n}") for n in range(40))), timeout=20
+        )
+
+        assert len({case.name for case in created}) == 40
+        assert (await row_counts(engine))["cases"] == 40
 
 
 async def test_a_case_is_stored_with_every_field_it_was_registered_with(cases: Cases, clock: Clock) -> None:
