@@ -127,6 +127,12 @@ class UnitOfWork:
             if self.engine.dialect.name == "sqlite":
                 info = (await self._conn.get_raw_connection()).info
                 info["sqlite_write"] = self.write
+            elif not self.write and self.idempotency is None:
+                # A reader on PostgreSQL runs without BEGIN and ROLLBACK, two round trips that would cost
+                # more than most reads: under READ COMMITTED each statement takes its own snapshot inside
+                # a transaction too, so nothing is lost. (The pool resets the mode when it takes the
+                # connection back.)
+                await self._conn.execution_options(isolation_level="AUTOCOMMIT")
             self._tx = await self._conn.begin()
             self.bind(self._conn)
             if self.idempotency is not None:
