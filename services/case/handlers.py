@@ -30,6 +30,7 @@ from services.case.store import (
     CaseUnitOfWork,
     ConcurrentChange,
     Mail,
+    Registrar,
     access_log,
     group_minutes,
 )
@@ -76,6 +77,8 @@ class Cases:
     """What the use cases need, wired by bootstrap: real or fake."""
 
     uow: UowFactory
+    # Stores a newly registered case (store.registrar): the commonest write has a path of its own.
+    register: Registrar
     access_log: AccessLog
     directory: Directory
     grants: GrantIssuer
@@ -202,17 +205,13 @@ async def create_case(
     # Checked before the transaction: loading the reference data takes a connection of its own, which a
     # burst of calls each already holding one could wait for in vain.
     model.raise_if(_reference_violations(await reference_items(cases), case))
-    now = cases.clock()
-    async with cases.uow(idempotency=idempotency) as uow:
-        registered = model.register(
-            replace(case, person_number=person, district_id=district_id),
-            contact,
-            actor=caller.subject,
-            now=now,
-        )
-        stored = await uow.cases.add(registered)
-        await uow.commit(stored)
-    return stored
+    registered = model.register(
+        replace(case, person_number=person, district_id=district_id),
+        contact,
+        actor=caller.subject,
+        now=cases.clock(),
+    )
+    return await cases.register(registered, idempotency)
 
 
 async def get_case(*, cases: Cases, caller: Caller, name: str) -> Case:

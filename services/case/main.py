@@ -21,7 +21,7 @@ from services.case.api import CaseServicer
 from services.case.directory_client import Directory, GrpcDirectory
 from services.case.handlers import Cases, escalate_overdue
 from services.case.mail import OutboxDispatcher, SmtpSettings, SmtpTransport
-from services.case.store import access_log, unit_of_work_factory
+from services.case.store import access_log, registrar, unit_of_work_factory
 from services.common.audit_writer import AccessLog, AccessLogWriter
 from services.common.auth import SigningKey, jwks_document
 from services.common.grants import GrantIssuer
@@ -100,6 +100,7 @@ def bootstrap(
     key = load_grant_key(Path(settings.grant_key_file))
     return Cases(
         uow=unit_of_work_factory(engine),
+        register=registrar(engine),
         access_log=access or AccessLogWriter(engine, access_log, service=SERVICE),
         directory=directory,
         grants=GrantIssuer(

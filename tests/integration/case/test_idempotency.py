@@ -3,6 +3,8 @@ same request_id with another payload is refused."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aldredirekt.case.v1 import case_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -112,3 +114,34 @@ async def test_a_forward_reusing_a_request_id_with_another_note_is_refused(
 
     assert refused.value.reason == "IDEMPOTENCY_KEY_REUSED"
     assert await row_counts(engine) == after_first
+
+
+async def test_concurrent_retries_of_a_registration_write_one_case_and_agree(
+    cases: Cases, engine: AsyncEngine
+) -> None:
+    async def attempt() -> str:
+        try:
+            return (await create(cases, "Fråga om hemtjänst.")).name
+        except Replayed as replay:
+            return pb.CreateCaseResponse.FromString(replay.response).case.name
+
+    names = await asyncio.wait_for(asyncio.gather(*(attempt() for _ in range(8))), timeout=20)
+
+    assert len(set(names)) == 1
+    assert (await row_counts(engine))["cases"] == 1
+
+
+async def test_registered_cases_get_distinct_ids_that_the_answer_and_the_rows_share(
+    cases: Cases, engine: AsyncEngine
+) -> None:
+    # More than one block of ids on PostgreSQL, taken by calls running at once.
+    created = await asyncio.gather(*(register(cases, summary=f"Samtal {n}") for n in range(130)))
+
+    assert len({case.case_id for case in created}) == 130
+    assert len({case.contacts[0].contact_id for case in created}) == 130
+    for case in created[::13]:
+        stored = await handlers.get_case(cases=cases, caller=AGENT, name=case.name)
+        assert stored.contacts[0].contact_id == case.contacts[0].contact_id
+        assert stored.contacts[0].summary == case.contacts[0].summary
+        assert [event.kind for event in stored.events] == [event.kind for event in case.events]
+    assert (await row_counts(engine))["cases"] == 130
