@@ -39,7 +39,6 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter
-from sqlalchemy.sql.selectable import Select
 
 from services.case.model import (
     AT_UNIT,
@@ -59,7 +58,7 @@ from services.case.model import (
 )
 from services.common.audit import AccessLogTables, access_log_tables
 from services.common.business_calendar import to_local
-from services.common.db import Idempotency, UnitOfWork, utc
+from services.common.db import DriverStatement, Idempotency, UnitOfWork, utc
 from services.common.idempotency import IdempotencyStore, Replayed, add_idempotency_table
 
 metadata = MetaData()
@@ -781,10 +780,9 @@ class OneStatementRegistrar:
         if len(case.contacts) != 1 or len(case.events) != 1:
             raise ValueError("a newly registered case has exactly one contact and one event")
         async with self.engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
             if not self._ids:
-                rows = await conn.execute(_ID_BLOCK, {"block": self.block})
-                self._ids.extend((int(r.case_id), int(r.contact_id)) for r in rows)
+                rows = await _ID_BLOCK.fetch(conn, {"block": self.block})
+                self._ids.extend((int(r["case_id"]), int(r["contact_id"])) for r in rows)
             case_id, contact_id = self._ids.popleft()
             stored = replace(
                 case, case_id=case_id, contacts=(replace(case.contacts[0], contact_id=contact_id),)
@@ -800,7 +798,7 @@ class OneStatementRegistrar:
                     key_response=idempotency.encode(stored),
                     key_create_time=_now(),
                 )
-            written = (await conn.execute(_registration(claim=idempotency is not None), values)).scalar_one()
+            written = await _registration(claim=idempotency is not None).fetchval(conn, values)
             if idempotency is not None and written == 0:
                 first = await IdempotencyStore(conn).find(idempotency.key)
                 if first is None:
@@ -809,10 +807,12 @@ class OneStatementRegistrar:
         return stored
 
 
-_ID_BLOCK = text(
-    "SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS case_id, "
-    "nextval(pg_get_serial_sequence('contacts', 'id')) AS contact_id "
-    "FROM generate_series(1, :block) ORDER BY 1"
+_ID_BLOCK = DriverStatement(
+    text(
+        "SELECT nextval(pg_get_serial_sequence('cases', 'id')) AS case_id, "
+        "nextval(pg_get_serial_sequence('contacts', 'id')) AS contact_id "
+        "FROM generate_series(1, CAST(:block AS integer)) ORDER BY 1"
+    )
 )
 
 
@@ -834,7 +834,7 @@ def _registration_values(case: Case) -> dict[str, Any]:
 
 
 @functools.cache
-def _registration(*, claim: bool) -> Select[int]:
+def _registration(*, claim: bool) -> DriverStatement:
     """INSERT of a case, its contact and its event, and with `claim` first of its request_id; PostgreSQL.
 
     Answers with the number of cases written: 1, or 0 when the claim did not take. Data-modifying WITH
@@ -874,7 +874,7 @@ def _registration(*, claim: bool) -> Select[int]:
         )
 
     # The contact's id was given (the answer names it); the event's comes from its sequence.
-    return (
+    return DriverStatement(
         select(func.count())
         .select_from(new_case)
         .add_cte(owned(contacts, "contact", with_id=True).cte("new_contact"))

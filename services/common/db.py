@@ -6,7 +6,7 @@ model never sees SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +14,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from services.common.idempotency import IdempotencyKey, IdempotencyStore, Replayed
 
@@ -24,6 +27,37 @@ def utc(moment: datetime) -> datetime:
     """A time in UTC, to store, compare or return. SQLite keeps the wall-clock digits and drops the
     offset, so times go in as UTC, and the naive ones it hands back are UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class DriverStatement:
+    """A Core statement compiled once for asyncpg, and run on the driver's own connection.
+
+    SQLAlchemy's execute costs about as much CPU as the round trip itself: it keys, binds and wraps the
+    result anew every time. For the few statements of a hot path, handing asyncpg the compiled SQL and
+    positional arguments removes that. Outside a transaction that SQLAlchemy began, the statement runs
+    in autocommit and is its own transaction. Values must already be of the driver's types (bool, int,
+    str, bytes, aware datetime): no SQLAlchemy type processing happens on this path.
+    """
+
+    def __init__(self, statement: ClauseElement):
+        compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+        assert isinstance(compiled, SQLCompiler)
+        self.sql = str(compiled)
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
+
+    async def fetch(self, conn: AsyncConnection, values: Mapping[str, Any]) -> list[Any]:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        rows: list[Any] = await driver.fetch(self.sql, *self.arguments(values))
+        return rows
+
+    async def fetchval(self, conn: AsyncConnection, values: Mapping[str, Any]) -> Any:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        return await driver.fetchval(self.sql, *self.arguments(values))
 
 
 def is_sqlite(url: str) -> bool:
