@@ -413,6 +413,81 @@ async def closed_loop(
     return result
 
 
+async def paced_loop(
+    call: Call,
+    *,
+    rate: float,
+    in_flight: int,
+    duration_s: float,
+    warmup_s: float,
+    window: Window | None = None,
+) -> LoadResult:
+    """Starts calls at a fixed `rate` per second, with at most `in_flight` under way, and measures latency.
+
+    This is how a latency target at a given load is measured: the load is offered whether or not the
+    server keeps up. Each call's latency counts from when it was due, not from when a free slot let it
+    start, so a server that falls behind shows it in the percentiles instead of slowing the clock that
+    measures it (what wrk2 calls avoiding coordinated omission). A closed loop at full speed says
+    nothing of latency that its throughput does not: there, mean latency = in flight / throughput.
+    """
+    if rate <= 0:
+        raise ValueError("the rate must be positive")
+    slots = itertools.count()
+    result = LoadResult(duration_s=duration_s)
+    begin = time.perf_counter()
+    window_start = begin + warmup_s
+    window_end = window_start + duration_s
+
+    async def worker() -> None:
+        while True:
+            number = next(slots)
+            due = begin + number / rate
+            if due >= window_end:
+                return
+            wait = due - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            failure: str | None = None
+            try:
+                await call(number)
+            except Exception as error:
+                failure = error_name(error)
+            if window_start <= due < window_end:
+                if failure is None:
+                    result.latencies_s.append(time.perf_counter() - due)
+                else:
+                    result.errors[failure] += 1
+
+    async def watch_window() -> None:
+        if window is None:
+            return
+        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
+        window.opened()
+        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
+        window.closed()
+
+    await asyncio.gather(watch_window(), *(worker() for _ in range(in_flight)))
+    return result
+
+
+async def _loop(
+    call: Call,
+    *,
+    rate: float | None,
+    in_flight: int,
+    duration_s: float,
+    warmup_s: float,
+    window: Window | None = None,
+) -> LoadResult:
+    if rate is None:
+        return await closed_loop(
+            call, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s, window=window
+        )
+    return await paced_loop(
+        call, rate=rate, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s, window=window
+    )
+
+
 class Scenario(Protocol):
     """The calls one benchmark makes. It must pickle, since client processes each open it for themselves."""
 
@@ -432,22 +507,28 @@ def run_load(
     warmup_s: float,
     processes: int = 1,
     cpu_groups: Mapping[str, Callable[[], Iterable[int]]] | None = None,
+    rate: float | None = None,
 ) -> LoadResult:
-    """Runs the closed loop with `in_flight` calls in all, in this process or split over client processes.
+    """Runs the load with `in_flight` calls in all, in this process or split over client processes.
 
-    The CPU of the client processes is measured as the group "client", beside `cpu_groups`.
+    Without `rate`, a closed loop at full speed (throughput); with it, calls due at `rate` per second in
+    all (latency at that load, see `paced_loop`). The CPU of the client processes is measured as the
+    group "client", beside `cpu_groups`.
     """
     if processes < 1 or in_flight < processes:
         raise ValueError("need at least one client process and one call in flight per process")
+    pace = f"{rate:g} calls/s offered" if rate else "full speed"
     note(
-        f"{scenario.name}: {in_flight} in flight from {processes} client process(es), "
+        f"{scenario.name}: {in_flight} in flight from {processes} client process(es), {pace}, "
         f"{warmup_s:g} s warm-up, {duration_s:g} s measured"
     )
     if processes == 1:
         meter = CpuMeter({"client": lambda: [os.getpid()], **(cpu_groups or {})})
-        result = asyncio.run(_load_here(scenario, in_flight, duration_s, warmup_s, meter))
+        result = asyncio.run(_load_here(scenario, in_flight, duration_s, warmup_s, meter, rate))
     else:
-        result = _load_in_processes(scenario, in_flight, duration_s, warmup_s, processes, cpu_groups or {})
+        result = _load_in_processes(
+            scenario, in_flight, duration_s, warmup_s, processes, cpu_groups or {}, rate
+        )
     note(
         f"{scenario.name}: {result.calls_per_s:.0f} calls/s, p99 "
         f"{_ms(percentile(sorted(result.latencies_s), 99))} ms, {sum(result.errors.values())} errors"
@@ -456,13 +537,18 @@ def run_load(
 
 
 async def _load_here(
-    scenario: Scenario, in_flight: int, duration_s: float, warmup_s: float, meter: CpuMeter | None
+    scenario: Scenario,
+    in_flight: int,
+    duration_s: float,
+    warmup_s: float,
+    meter: CpuMeter | None,
+    rate: float | None = None,
 ) -> LoadResult:
     async with scenario.connect() as call:
         # One call before the clock starts: it opens the connection and fails loudly on a wrong setup.
         await call(0)
-        result = await closed_loop(
-            call, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s, window=meter
+        result = await _loop(
+            call, rate=rate, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s, window=meter
         )
     if meter is not None:
         result.cpu_cores = meter.cores
@@ -477,13 +563,14 @@ def _client_process(
     ready: Any,
     go: Any,
     results: Any,
+    rate: float | None,
 ) -> None:
     async def run() -> LoadResult:
         async with scenario.connect() as call:
             await call(0)
             ready.set()
             await asyncio.to_thread(go.wait)
-            return await closed_loop(call, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s)
+            return await _loop(call, rate=rate, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s)
 
     try:
         result = asyncio.run(run())
@@ -500,6 +587,7 @@ def _load_in_processes(
     warmup_s: float,
     processes: int,
     cpu_groups: Mapping[str, Callable[[], Iterable[int]]],
+    rate: float | None,
 ) -> LoadResult:
     context = multiprocessing.get_context("spawn")
     go = context.Event()
@@ -512,7 +600,17 @@ def _load_in_processes(
             ready = context.Event()
             client = context.Process(
                 target=_client_process,
-                args=(scenario, share, duration_s, warmup_s, ready, go, results),
+                # Each process offers its share of the rate.
+                args=(
+                    scenario,
+                    share,
+                    duration_s,
+                    warmup_s,
+                    ready,
+                    go,
+                    results,
+                    rate * share / in_flight if rate else None,
+                ),
                 daemon=True,
             )
             client.start()
