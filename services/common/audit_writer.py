@@ -9,10 +9,12 @@ way starts a flush that writes everything that queued up meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.common.audit import (
     AccessLogTables,
@@ -31,7 +33,15 @@ class AccessLog(Protocol):
 
 
 class AccessLogWriter:
-    def __init__(self, engine: AsyncEngine, tables: AccessLogTables, *, service: str, max_batch: int = 500):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        tables: AccessLogTables,
+        *,
+        service: str,
+        max_batch: int = 500,
+        keep_connection_s: float = 300.0,
+    ):
         self.engine = engine
         self.tables = tables
         self.service = service
@@ -39,6 +49,9 @@ class AccessLogWriter:
         self._pending: list[tuple[Sequence[AccessRecord], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._tip: ChainTip | None = None
+        self.keep_connection_s = keep_connection_s
+        self._conn: AsyncConnection | None = None
+        self._conn_since = 0.0
 
     async def record(self, *records: AccessRecord) -> None:
         """Returns once the entries are committed; raises Unavailable when they could not be written.
@@ -56,6 +69,23 @@ class AccessLogWriter:
         await future
 
     async def _flush(self) -> None:
+        # The connection is kept from one flush to the next, which under load comes within the
+        # millisecond: a pooled connection taken for each batch cost more than the append itself. It is
+        # given back once it has served `keep_connection_s`, so the pool's recycling still reaches it.
+        # Between the last look at `_pending` and the end of this task there is no await, or `record`
+        # could see a flusher still running and leave its entry to one that has already stopped.
+        conn, self._conn = self._conn, None
+        try:
+            while self._pending:
+                conn = await self._write_pending(conn)
+                if conn is not None and time.monotonic() - self._conn_since >= self.keep_connection_s:
+                    await _close_quietly(conn)
+                    conn = None
+        finally:
+            self._conn = conn
+
+    async def _write_pending(self, conn: AsyncConnection | None) -> AsyncConnection | None:
+        """Writes batches until none is waiting; returns the connection, or None if it had to go."""
         while self._pending:
             # Whole calls, up to max_batch entries (at least one call, however large).
             taken, size = 0, 0
@@ -66,42 +96,66 @@ class AccessLogWriter:
                 taken += 1
             batch = self._pending[:taken]
             del self._pending[:taken]
-            await self._write(batch)
+            try:
+                if conn is None:
+                    conn = await self.engine.connect()
+                    self._conn_since = time.monotonic()
+                await self._append(conn, [record for records, _ in batch for record in records])
+            except Exception as error:
+                # A connection that failed is not trusted with the next batch.
+                self._tip = None
+                if conn is not None:
+                    await _close_quietly(conn)
+                    conn = None
+                _settle(batch, error)
+            else:
+                _settle(batch, None)
+        return conn
 
     async def close(self) -> None:
-        """Waits for entries still being written."""
+        """Waits for entries still being written, then gives the connection back."""
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._conn is not None:
+            await _close_quietly(self._conn)
+            self._conn = None
 
-    async def _append(self, records: Sequence[AccessRecord]) -> None:
-        async with self.engine.connect() as conn:
-            if self.engine.dialect.name == "postgresql" and self._tip is not None:
-                # The common case: this writer wrote the last entry, so one round trip suffices.
-                raw = await conn.get_raw_connection()
-                tip = await append_at_tip(raw.driver_connection, records, service=self.service, tip=self._tip)
-                if tip is not None:
-                    self._tip = tip
-                    return
-            async with conn.begin():
-                await record_accesses(conn, self.tables, records, service=self.service)
-                self._tip = await chain_tip(conn, self.tables)
+    async def _append(self, conn: AsyncConnection, records: Sequence[AccessRecord]) -> None:
+        if self.engine.dialect.name == "postgresql" and self._tip is not None:
+            # The common case: this writer wrote the last entry, so one round trip suffices.
+            raw = await conn.get_raw_connection()
+            tip = await append_at_tip(raw.driver_connection, records, service=self.service, tip=self._tip)
+            if tip is not None:
+                self._tip = tip
+                return
+        async with conn.begin():
+            await record_accesses(conn, self.tables, records, service=self.service)
+            self._tip = await chain_tip(conn, self.tables)
 
-    async def _write(self, batch: Sequence[tuple[Sequence[AccessRecord], asyncio.Future[None]]]) -> None:
-        try:
-            await self._append([record for records, _ in batch for record in records])
-        except Exception as error:
-            self._tip = None
-            failure = Unavailable(
-                "the access log could not be written; nothing was read", reason="ACCESS_LOG_DOWN"
-            )
-            failure.__cause__ = error
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(failure)
-            return
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
+
+def _settle(
+    batch: Sequence[tuple[Sequence[AccessRecord], asyncio.Future[None]]], error: Exception | None
+) -> None:
+    """Answers the reads of a batch: written, or Unavailable (nothing may be read without its entry)."""
+    failure: Unavailable | None = None
+    if error is not None:
+        failure = Unavailable(
+            "the access log could not be written; nothing was read", reason="ACCESS_LOG_DOWN"
+        )
+        failure.__cause__ = error
+    for _, future in batch:
+        if future.done():
+            continue
+        if failure is None:
+            future.set_result(None)
+        else:
+            future.set_exception(failure)
+
+
+async def _close_quietly(conn: AsyncConnection) -> None:
+    # Closing a broken connection can fail too; the pool discards it either way.
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 class MemoryAccessLog:

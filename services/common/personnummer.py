@@ -192,7 +192,10 @@ def parse_person_number(raw: str, *, today: date | None = None, field: str = "pe
         raise invalid("'+' is only written for a person who turns 100 or more this year")
     if born > reference:
         raise invalid("the birth date is in the future")
-    return PersonNumber(f"{year:04d}{date_part[2:]}{serial}{check}")
+    # Every check of PersonNumber's own was made above; constructing it again would repeat them all.
+    number = object.__new__(PersonNumber)
+    object.__setattr__(number, "digits", f"{year:04d}{date_part[2:]}{serial}{check}")
+    return number
 
 
 def is_valid_person_number(raw: str, *, today: date | None = None) -> bool:

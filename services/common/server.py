@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -49,28 +50,32 @@ def current_caller() -> Caller:
     return caller
 
 
-_tracer = trace.get_tracer("aldredirekt.grpc")
 # The metadata keys the W3C trace context travels in.
 _TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-def _enter_trace(method: str, metadata: Iterable[tuple[str, Any]]) -> object | None:
-    """Makes the call's span current unless the OpenTelemetry interceptor already did.
+def _enter_trace(metadata: Iterable[tuple[str, Any]]) -> object | None:
+    """Makes a span current for the call unless the OpenTelemetry interceptor already did.
 
-    Without that interceptor (no span is kept, see `Telemetry.records_spans`) the call still continues
-    the caller's trace: its id goes into every log line and on to the services this one calls. The span
-    is a non-recording one, so this costs a parse and two context switches, not a recorded span.
+    Without that interceptor no span is kept (see `Telemetry.records_spans`), yet the call still needs
+    a trace id: in every log line, in an INTERNAL error's message, and on to the services it calls. So a
+    non-recording span is made here directly, continuing the caller's trace when one came with the
+    call: a tenth of what a tracer's span costs, which matters at a thousand calls a second.
     """
     if trace.get_current_span().get_span_context().is_valid:
         return None
     carrier = {key: value for key, value in metadata if key in _TRACE_HEADERS}
-    parent = propagate.extract(carrier) if carrier else None
-    span = _tracer.start_span(method, context=parent, kind=trace.SpanKind.SERVER)
-    if not span.get_span_context().is_valid and parent is not None:
-        # With no tracer provider at all (OTEL_SDK_DISABLED) the caller's own span context still names
-        # the trace.
-        span = trace.get_current_span(parent)
-    return otel_context.attach(trace.set_span_in_context(span, parent))
+    parent = trace.get_current_span(propagate.extract(carrier)).get_span_context() if carrier else None
+    trace_id = parent.trace_id if parent is not None and parent.is_valid else random.getrandbits(128)
+    span = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=trace_id,
+            span_id=random.getrandbits(64),
+            is_remote=False,
+            trace_state=parent.trace_state if parent is not None else None,
+        )
+    )
+    return otel_context.attach(trace.set_span_in_context(span))
 
 
 def _leave_trace(token: object | None) -> None:
@@ -146,7 +151,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             caller: Caller | None = None
             token = None
             metadata = context.invocation_metadata() or ()
-            trace_token = _enter_trace(method, metadata)
+            trace_token = _enter_trace(metadata)
             try:
                 caller = await self._authenticate(metadata)
                 token = _caller.set(caller)
@@ -180,7 +185,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             caller: Caller | None = None
             token = None
             metadata = context.invocation_metadata() or ()
-            trace_token = _enter_trace(method, metadata)
+            trace_token = _enter_trace(metadata)
             try:
                 caller = await self._authenticate(metadata)
                 token = _caller.set(caller)

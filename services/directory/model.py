@@ -238,6 +238,11 @@ class AssignmentRule:
         return self.first_birth_day <= birth_day <= self.last_birth_day
 
 
+# Sweden has about 10,000 postal codes; Stockholm a few thousand. The bound keeps garbage input from
+# growing the memory of a rule set without end.
+_POSTAL_CODES_REMEMBERED = 20_000
+
+
 @dataclass(frozen=True)
 class RuleSet:
     unit_id: str
@@ -245,13 +250,24 @@ class RuleSet:
     rules: tuple[AssignmentRule, ...] = ()
     revision: int = 0
     update_time: datetime | None = None
+    _areas_by_postal_code: dict[str, Area | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def name(self) -> str:
         return f"units/{self.unit_id}/assignmentRules"
 
     def area_of(self, postal_code: str) -> Area | None:
-        return next((a for a in self.areas if a.contains(postal_code)), None)
+        # Asked for every routing by postal code, of every unit; the answers are kept with the rule set,
+        # which is replaced, not changed, when its rules are.
+        try:
+            return self._areas_by_postal_code[postal_code]
+        except KeyError:
+            found = next((a for a in self.areas if a.contains(postal_code)), None)
+            if len(self._areas_by_postal_code) < _POSTAL_CODES_REMEMBERED:
+                self._areas_by_postal_code[postal_code] = found
+            return found
 
     def rule_for(self, area_id: str, role: OfficerRole | None, birth_day: int) -> AssignmentRule | None:
         return next(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData, event, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from services.common.audit import AccessLogTables, AccessRecord, access_log_tables, list_access, verify_chain
 from services.common.audit_writer import AccessLogWriter, MemoryAccessLog
@@ -71,6 +73,18 @@ async def writer(engine: AsyncEngine, tables: AccessLogTables) -> AsyncIterator[
     created = AccessLogWriter(engine, tables, service="case")
     yield created
     await created.close()
+
+
+@contextlib.asynccontextmanager
+async def writing(
+    engine: AsyncEngine, tables: AccessLogTables, **options: Any
+) -> AsyncIterator[AccessLogWriter]:
+    """A writer for one test, closed at its end so that the connection it keeps goes back to the pool."""
+    created = AccessLogWriter(engine, tables, service="case", **options)
+    try:
+        yield created
+    finally:
+        await created.close()
 
 
 async def committed_purposes(engine: AsyncEngine, tables: AccessLogTables) -> list[str]:
@@ -133,10 +147,12 @@ async def test_concurrent_reads_share_transactions(
 
 
 async def test_a_batch_never_grows_beyond_its_limit(engine: AsyncEngine, tables: AccessLogTables):
-    writer = AccessLogWriter(engine, tables, service="case", max_batch=50)
     transactions = count_transactions(engine)
 
-    await asyncio.wait_for(asyncio.gather(*(writer.record(read_of(case)) for case in range(200))), timeout=20)
+    async with writing(engine, tables, max_batch=50) as writer:
+        await asyncio.wait_for(
+            asyncio.gather(*(writer.record(read_of(case)) for case in range(200))), timeout=20
+        )
 
     assert transactions[0] >= 4
     assert await chain_length(engine, tables) == 200
@@ -145,13 +161,13 @@ async def test_a_batch_never_grows_beyond_its_limit(engine: AsyncEngine, tables:
 async def test_the_entries_of_one_read_go_together_even_beyond_the_limit(
     engine: AsyncEngine, tables: AccessLogTables
 ):
-    writer = AccessLogWriter(engine, tables, service="case", max_batch=50)
     transactions = count_transactions(engine)
 
-    # A page of 80 people, then two single reads that arrive while it is written.
-    page = asyncio.create_task(writer.record(*(read_of(case) for case in range(80))))
-    singles = [asyncio.create_task(writer.record(read_of(case))) for case in (80, 81)]
-    await asyncio.wait_for(asyncio.gather(page, *singles), timeout=20)
+    async with writing(engine, tables, max_batch=50) as writer:
+        # A page of 80 people, then two single reads that arrive while it is written.
+        page = asyncio.create_task(writer.record(*(read_of(case) for case in range(80))))
+        singles = [asyncio.create_task(writer.record(read_of(case))) for case in (80, 81)]
+        await asyncio.wait_for(asyncio.gather(page, *singles), timeout=20)
 
     assert transactions[0] == 2  # the page alone, then both singles
     assert await committed_purposes(engine, tables) == [f"cases/{case}" for case in range(82)]
@@ -263,11 +279,10 @@ async def test_two_writers_on_one_log_interleave_without_forking_the_chain(
 ):
     # Two replicas of a service: each keeps the tip it last wrote; when the other moved it, the one-statement
     # append must write nothing and the writer fall back to reading the head under its lock.
-    first = AccessLogWriter(engine, tables, service="case")
-    second = AccessLogWriter(engine, tables, service="case")
-    for round_number in range(5):
-        await asyncio.gather(*(first.record(read_of(round_number * 100 + n)) for n in range(7)))
-        await asyncio.gather(*(second.record(read_of(round_number * 100 + 50 + n)) for n in range(7)))
+    async with writing(engine, tables) as first, writing(engine, tables) as second:
+        for round_number in range(5):
+            await asyncio.gather(*(first.record(read_of(round_number * 100 + n)) for n in range(7)))
+            await asyncio.gather(*(second.record(read_of(round_number * 100 + 50 + n)) for n in range(7)))
 
     async with engine.connect() as conn:
         report = await verify_chain(conn, tables)
@@ -283,11 +298,11 @@ async def test_on_postgresql_a_writer_that_holds_the_tip_appends_in_one_statemen
     engine = create_engine(postgres_url)
     try:
         tables = await create_tables(engine)
-        writer = AccessLogWriter(engine, tables, service="case")
-        await writer.record(read_of(1))  # learns the tip
-        begun = count_transactions(engine)
-        await writer.record(read_of(2))
-        await writer.record(read_of(3))
+        async with writing(engine, tables) as writer:
+            await writer.record(read_of(1))  # learns the tip
+            begun = count_transactions(engine)
+            await writer.record(read_of(2))
+            await writer.record(read_of(3))
         async with engine.connect() as conn:
             report = await verify_chain(conn, tables)
         assert report.ok
@@ -296,3 +311,38 @@ async def test_on_postgresql_a_writer_that_holds_the_tip_appends_in_one_statemen
         assert begun == [1]
     finally:
         await engine.dispose()
+
+
+def checked_out(engine: AsyncEngine) -> int:
+    pool = engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout()
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(5):
+        while not condition():  # noqa: ASYNC110 - a pool offers nothing to wait on
+            await asyncio.sleep(0.01)
+
+
+@on_both_databases
+async def test_the_writer_keeps_one_connection_between_flushes_and_gives_it_back_when_closed(
+    engine: AsyncEngine, tables: AccessLogTables
+):
+    async with writing(engine, tables) as writer:
+        for case in range(5):
+            await writer.record(read_of(case))
+        # One connection served all five flushes, and is still held.
+        assert checked_out(engine) == 1
+    assert checked_out(engine) == 0
+    assert await chain_length(engine, tables) == 5
+
+
+async def test_a_connection_that_has_served_its_time_goes_back_to_the_pool(
+    engine: AsyncEngine, tables: AccessLogTables
+):
+    async with writing(engine, tables, keep_connection_s=0) as writer:
+        await writer.record(read_of(1))
+        await eventually(lambda: checked_out(engine) == 0)
+        await writer.record(read_of(2))
+    assert await committed_purposes(engine, tables) == ["cases/1", "cases/2"]
