@@ -58,7 +58,7 @@ from services.case.model import (
 )
 from services.common.audit import AccessLogTables, access_log_tables
 from services.common.business_calendar import to_local
-from services.common.db import DriverStatement, Idempotency, UnitOfWork, utc
+from services.common.db import DriverStatement, Idempotency, UnitOfWork, connect, utc
 from services.common.idempotency import IdempotencyStore, Replayed, add_idempotency_table
 
 metadata = MetaData()
@@ -779,7 +779,7 @@ class OneStatementRegistrar:
     async def __call__(self, case: Case, idempotency: Idempotency | None) -> Case:
         if len(case.contacts) != 1 or len(case.events) != 1:
             raise ValueError("a newly registered case has exactly one contact and one event")
-        async with self.engine.connect() as conn:
+        async with connect(self.engine) as conn:
             if not self._ids:
                 rows = await _ID_BLOCK.fetch(conn, {"block": self.block})
                 self._ids.extend((int(r["case_id"]), int(r["contact_id"])) for r in rows)

@@ -6,7 +6,11 @@ model never sees SQLAlchemy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+import contextlib
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +19,7 @@ from typing import Any, Self
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -64,23 +68,89 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An engine for a service's own database; SQLite files get their folder created."""
+class FairGate:
+    """Lets at most `size` holders in at once, and the others in the order they came.
+
+    The pool's own wait is not fair: a connection given back goes to whoever asks next, often a call that
+    has only just arrived, while a woken waiter that finds it gone queues again at the back. Under load
+    that left some calls waiting hundreds of milliseconds while most waited none (CreateCase at 32 in
+    flight: p99 66 ms, max 1.2 s). Here a freed place is handed straight to the longest waiter.
+    """
+
+    def __init__(self, size: int):
+        if size < 1:
+            raise ValueError("a gate needs at least one place")
+        self.size = size
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def __aenter__(self) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release()  # the place was handed over just as the caller gave up
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+_gates: weakref.WeakKeyDictionary[Engine, FairGate] = weakref.WeakKeyDictionary()
+
+
+def connection_gate(engine: AsyncEngine) -> contextlib.AbstractAsyncContextManager[None]:
+    """The gate to pass before taking one of the engine's connections (none for engines made elsewhere)."""
+    return _gates.get(engine.sync_engine) or contextlib.nullcontext()
+
+
+@contextlib.asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection, taken in turn with every other caller of the engine (see FairGate)."""
+    async with connection_gate(engine), engine.connect() as conn:
+        yield conn
+
+
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    """An engine for a service's own database; SQLite files get their folder created.
+
+    The pool has `pool_size` connections and no overflow: an overflow connection is closed when it comes
+    back to a full pool, and under load that closed and reopened connections by the thousand (1,826 in
+    20,000 registrations). Units of work take connections through a FairGate one smaller than the pool:
+    the access log's writer keeps a connection of its own (see AccessLogWriter).
+    """
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=0)
         _tune_sqlite(engine)
-        return engine
-    return create_async_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        # No pre-ping: it costs a round trip on every checkout; a dropped connection fails one
-        # statement, and pool_recycle retires connections before servers and firewalls drop them.
-        pool_recycle=1800,
-    )
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=0,
+            # No pre-ping: it costs a round trip on every checkout; a dropped connection fails one
+            # statement, and pool_recycle retires connections before servers and firewalls drop them.
+            pool_recycle=1800,
+        )
+    _gates[engine.sync_engine] = FairGate(max(1, pool_size - 1))
+    return engine
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
@@ -144,6 +214,7 @@ class UnitOfWork:
         self.idempotency = idempotency
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
+        self._gate: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
         self.committed = False
 
     @property
@@ -156,7 +227,13 @@ class UnitOfWork:
         """Called on entry; subclasses build their repositories on the connection here."""
 
     async def __aenter__(self) -> Self:
-        self._conn = await self.engine.connect()
+        self._gate = connection_gate(self.engine)
+        await self._gate.__aenter__()
+        try:
+            self._conn = await self.engine.connect()
+        except BaseException:
+            await self._gate.__aexit__(None, None, None)
+            raise
         try:
             if self.engine.dialect.name == "sqlite":
                 info = (await self._conn.get_raw_connection()).info
@@ -203,6 +280,9 @@ class UnitOfWork:
             if rollback:
                 await self.rollback()
         finally:
-            await self._conn.close()
-            self._conn = None
-            self._tx = None
+            try:
+                await self._conn.close()
+            finally:
+                self._conn = None
+                self._tx = None
+                await self._gate.__aexit__(None, None, None)

@@ -128,7 +128,7 @@ class ServerSettings:
             port=env.integer(prefix + "PORT", default_port, minimum=0, maximum=65535),
             database_url=url,
             migrate_on_start=env.flag(prefix + "MIGRATE_ON_START", True),
-            db_pool_size=env.integer(prefix + "DB_POOL_SIZE", 10, minimum=1, maximum=200),
+            db_pool_size=env.integer(prefix + "DB_POOL_SIZE", 20, minimum=2, maximum=200),
             grace_seconds=env.number(prefix + "GRACE_SECONDS", 10.0, minimum=0.0),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             workers=env.integer(prefix + "WORKERS", 1, minimum=1, maximum=64),

@@ -38,7 +38,7 @@ from tests.unit.case.builders import (
 async def test_a_burst_of_registrations_beyond_the_pool_on_a_fresh_service_is_served(
     database_url: str, tmp_path: Path, directory: FakeDirectory, clock: Clock
 ) -> None:
-    # Two connections and two more on overflow; the reference data is not loaded yet. Each registration
+    # Two connections, one of them for the access log; the reference data is not loaded yet. Each registration
     # must never hold one connection while it waits for another.
     settings = case_settings(database_url, tmp_path, CASE_DB_POOL_SIZE="2")
     async with running_cases(settings, directory=directory, clock=clock) as (fresh, engine):

@@ -34,7 +34,7 @@ def test_a_service_started_without_variables_gets_working_defaults():
     assert settings.port == 50061
     assert settings.database_url == "sqlite+aiosqlite:///var/directory.db"
     assert settings.migrate_on_start is True
-    assert settings.db_pool_size == 10
+    assert settings.db_pool_size == 20
     assert settings.grace_seconds == 10.0
     assert settings.log_level == "INFO"
 
@@ -80,7 +80,7 @@ def test_flags_accept_the_usual_spellings(raw: str, expected: bool):
     [
         ("DIRECTORY_PORT", "fifty", "expected a whole number, got 'fifty'"),
         ("DIRECTORY_PORT", "70000", "must be between 0 and 65535, got 70000"),
-        ("DIRECTORY_DB_POOL_SIZE", "0", "must be between 1 and 200, got 0"),
+        ("DIRECTORY_DB_POOL_SIZE", "0", "must be between 2 and 200, got 0"),
         ("DIRECTORY_GRACE_SECONDS", "-1", "must be at least 0.0, got -1.0"),
         ("DIRECTORY_GRACE_SECONDS", "soon", "expected a number, got 'soon'"),
         ("DIRECTORY_MIGRATE_ON_START", "maybe", "expected true or false, got 'maybe'"),
@@ -109,7 +109,7 @@ def test_every_wrong_variable_is_reported_at_once_and_the_first_is_named():
     assert error.variable == "DIRECTORY_PORT"
     message = str(error)
     assert message.count("DIRECTORY_PORT") == 1
-    assert "DIRECTORY_DB_POOL_SIZE: must be between 1 and 200" in message
+    assert "DIRECTORY_DB_POOL_SIZE: must be between 2 and 200" in message
     assert "LOG_LEVEL: must be one of" in message
 
 
