@@ -87,6 +87,7 @@ async def start_service(
             grpc_server_interceptors() if telemetry is not None and telemetry.records_spans else ()
         ),
         share_port=settings.workers > 1 or os.environ.get(WORKER_MARKER) == "1",
+        max_active_calls=settings.max_active_calls,
     )
     log.info("%s listening on %s:%d", settings.service, settings.host, server.port)
     # What exists now (modules, descriptors, caches) lives as long as the process: moved out of the

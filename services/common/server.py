@@ -9,6 +9,7 @@ that carries only the trace id, and is logged with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import random
@@ -28,6 +29,7 @@ from opentelemetry import propagate, trace
 
 from services.common.auth import Caller, TokenVerifier, bearer_from_metadata
 from services.common.errors import DomainError, Unauthenticated
+from services.common.gate import FairGate
 from services.common.status import internal_status, status_code, to_status
 
 log = logging.getLogger("aldredirekt.grpc")
@@ -96,8 +98,15 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: Any) -
 class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates, maps errors and writes one log line per call, for unary and server-streaming RPCs."""
 
-    def __init__(self, verifier: TokenVerifier):
+    def __init__(self, verifier: TokenVerifier, *, max_active_calls: int | None = None):
         self.verifier = verifier
+        # Calls beyond the limit wait, in the order they came, before their handler starts. With no
+        # limit, a burst of slow calls (each holding a database connection, waiting on the database)
+        # let a few of them wait far longer than the rest: CreateCase at 32 in flight had a p99 of
+        # 68 ms and a worst of 590 ms; with 16 at once, 40 and 230 ms, at higher throughput.
+        self._admit: contextlib.AbstractAsyncContextManager[None] = (
+            FairGate(max_active_calls) if max_active_calls else contextlib.nullcontext()
+        )
         # The wrapped handler of each method, built once: the registered handlers never change.
         self._wrapped: dict[str, tuple[Any, grpc.RpcMethodHandler[Any, Any]]] = {}
 
@@ -155,7 +164,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             try:
                 caller = await self._authenticate(metadata)
                 token = _caller.set(caller)
-                return await behaviour(request, context)
+                async with self._admit:
+                    return await behaviour(request, context)
             except DomainError as error:
                 code = status_code(error).name
                 await abort_with(context, to_status(error))
@@ -319,14 +329,17 @@ async def start_grpc_server(
     extra_interceptors: Iterable[grpc.aio.ServerInterceptor[Any, Any]] = (),
     readiness_interval: float = 5.0,
     share_port: bool = False,
+    max_active_calls: int | None = None,
 ) -> GrpcServer:
     """Starts a server on host:port (port 0 picks a free one) and begins reporting health.
 
-    `share_port` lets the worker processes of one service listen on the same port (SO_REUSEPORT); otherwise
-    a second process on a taken port fails instead of silently splitting the traffic.
+    `max_active_calls` bounds the unary calls whose handlers run at once (see CallInterceptor); streams
+    are not counted, since one could hold its place for minutes. `share_port` lets the worker processes
+    of one service listen on the same port (SO_REUSEPORT); otherwise a second process on a taken port
+    fails instead of silently splitting the traffic.
     """
     server = grpc.aio.server(
-        interceptors=[*extra_interceptors, CallInterceptor(verifier)],
+        interceptors=[*extra_interceptors, CallInterceptor(verifier, max_active_calls=max_active_calls)],
         options=[
             ("grpc.max_receive_message_length", 32 * 1024 * 1024),
             ("grpc.max_send_message_length", 32 * 1024 * 1024),

@@ -114,6 +114,7 @@ class ServerSettings:
     grace_seconds: float
     log_level: str
     workers: int
+    max_active_calls: int
 
     @classmethod
     def from_env(cls, env: Env, *, service: str, default_port: int) -> ServerSettings:
@@ -132,6 +133,7 @@ class ServerSettings:
             grace_seconds=env.number(prefix + "GRACE_SECONDS", 10.0, minimum=0.0),
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             workers=env.integer(prefix + "WORKERS", 1, minimum=1, maximum=64),
+            max_active_calls=env.integer(prefix + "MAX_ACTIVE_CALLS", 16, minimum=1, maximum=10_000),
         )
 
 

@@ -43,6 +43,7 @@ class ProbeServicer:
     def __init__(self) -> None:
         self.slow_started = asyncio.Event()
         self.release_slow = asyncio.Event()
+        self.started: list[str] = []
 
     async def whoami(self, request: Text, context: Any) -> Text:
         caller = current_caller()
@@ -59,6 +60,7 @@ class ProbeServicer:
         raise RuntimeError(f"row for {SECRET} is corrupt")
 
     async def slow(self, request: Text, context: Any) -> Text:
+        self.started.append(request.value)
         self.slow_started.set()
         await self.release_slow.wait()
         return Text(value=f"done {request.value}")
@@ -128,6 +130,7 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     # Marked `untraced`, the server runs as a service does when no span is kept: without OpenTelemetry's
     # interceptor.
     traced = request.node.get_closest_marker("untraced") is None
+    limit = request.node.get_closest_marker("max_active_calls")
     issuer = DevIssuer.load_or_create(tmp_path / "dev")
     verifier = TokenVerifier(DEV_ISSUER, DEV_AUDIENCE, JwksSource(issuer.jwks_path))
     servicer = ProbeServicer()
@@ -143,6 +146,7 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         port=0,
         ready=ready,
         extra_interceptors=[traced_calls()] if traced else [],
+        max_active_calls=limit.args[0] if limit else None,
         readiness_interval=0.05,
     )
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
@@ -354,3 +358,27 @@ async def test_without_the_tracing_interceptor_a_call_still_continues_the_caller
     assert continued["trace_id"] == trace_id
     # A call that brings no trace starts none here, or one of its own: never the previous call's.
     assert fresh.get("trace_id") != trace_id
+
+
+@pytest.mark.max_active_calls(1)
+async def test_calls_beyond_the_limit_wait_their_turn_in_the_order_they_came(running: Running):
+    token = running.token()
+    first = asyncio.create_task(running.call("Slow", "first", token=token))
+    await running.servicer.slow_started.wait()
+    second = asyncio.create_task(running.call("Slow", "second", token=token))
+    await asyncio.sleep(0.1)  # so that the server has the second in hand before the third is sent
+    third = asyncio.create_task(running.call("Slow", "third", token=token))
+    await asyncio.sleep(0.2)
+
+    # Only the first handler runs; the others wait, unanswered and not refused.
+    assert running.servicer.started == ["first"]
+    assert not second.done()
+    assert not third.done()
+    # Calls outside the limit's count (health) are answered meanwhile.
+    assert await health_of(running) == health_pb2.HealthCheckResponse.SERVING
+
+    running.servicer.release_slow.set()
+    answers = await asyncio.wait_for(asyncio.gather(first, second, third), timeout=10)
+
+    assert [answer.value for answer in answers] == ["done first", "done second", "done third"]
+    assert running.servicer.started == ["first", "second", "third"]

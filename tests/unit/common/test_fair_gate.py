@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.common.db import FairGate
+from services.common.gate import FairGate
 
 
 async def hold(gate: FairGate, name: str, entered: list[str], release: asyncio.Event) -> None:

@@ -35,6 +35,7 @@ def test_a_service_started_without_variables_gets_working_defaults():
     assert settings.database_url == "sqlite+aiosqlite:///var/directory.db"
     assert settings.migrate_on_start is True
     assert settings.db_pool_size == 20
+    assert settings.max_active_calls == 16
     assert settings.grace_seconds == 10.0
     assert settings.log_level == "INFO"
 
@@ -81,6 +82,7 @@ def test_flags_accept_the_usual_spellings(raw: str, expected: bool):
         ("DIRECTORY_PORT", "fifty", "expected a whole number, got 'fifty'"),
         ("DIRECTORY_PORT", "70000", "must be between 0 and 65535, got 70000"),
         ("DIRECTORY_DB_POOL_SIZE", "0", "must be between 2 and 200, got 0"),
+        ("DIRECTORY_MAX_ACTIVE_CALLS", "0", "must be between 1 and 10000, got 0"),
         ("DIRECTORY_GRACE_SECONDS", "-1", "must be at least 0.0, got -1.0"),
         ("DIRECTORY_GRACE_SECONDS", "soon", "expected a number, got 'soon'"),
         ("DIRECTORY_MIGRATE_ON_START", "maybe", "expected true or false, got 'maybe'"),
