@@ -8,7 +8,7 @@ service asks it only for the list of districts) and the case server in processes
 - CreateCase: over gRPC with a dev agent token; every request is a realistic first contact (valid
   person numbers, districts, types) with its own request_id. Throughput is measured with `--in-flight`
   calls kept going at full speed; latency with calls offered at the target's 500 per second, at most
-  `--in-flight` under way, each timed from when it was due (see bench.harness.paced_loop).
+  `--in-flight` under way, each timed from when it was due (see bench.harness.load_loop).
 - GetCaseStatistics: loads `--rows` cases (about nine years at 2,200 a week) straight into the `cases`
   table, by COPY on PostgreSQL and by batched inserts on SQLite, then asks for one year grouped by
   month and case type: by calling the handler directly on both databases, and once over gRPC. The whole

@@ -8,7 +8,7 @@ load against a bare grpc.aio echo server on this machine gives the ceiling our f
 
 Throughput is measured at full speed. ResolveResponsible's latency target is measured with calls offered
 at the 1,500 per second its throughput target names (`--resolve-rate`), at most `--in-flight` under way,
-each timed from when it was due (bench.harness.paced_loop): at full speed, latency is only the
+each timed from when it was due (bench.harness.load_loop): at full speed, latency is only the
 throughput seen again (mean latency = calls in flight / throughput).
 Prints one line of JSON on stdout; progress goes to stderr. Exits 0 whether or not the targets are met,
 and non-zero only when the benchmark itself could not run or clean up.

@@ -371,14 +371,31 @@ class Window(Protocol):
     def closed(self) -> None: ...
 
 
-async def closed_loop(
-    call: Call, *, in_flight: int, duration_s: float, warmup_s: float, window: Window | None = None
+async def load_loop(
+    call: Call,
+    *,
+    in_flight: int,
+    duration_s: float,
+    warmup_s: float,
+    rate: float | None = None,
+    window: Window | None = None,
 ) -> LoadResult:
-    """Keeps `in_flight` calls going, each starting when the one before it ends, for warm-up plus duration.
+    """Makes calls with at most `in_flight` under way, for warm-up plus duration, and times them.
 
-    `call(n)` makes the n-th call; it raises to count an error. Only calls that end inside the window after
-    the warm-up are counted. No call starts after the window; those under way are awaited, not counted.
+    `call(n)` makes the n-th call; it raises to count an error. No call starts after the window; those
+    under way are awaited, not counted.
+
+    - Without `rate`, a closed loop at full speed: each call starts when the one before it ends, and the
+      calls that end inside the window are counted. This gives throughput, and nothing more about
+      latency: there, mean latency = in flight / throughput.
+    - With `rate`, calls are due at `rate` per second, offered whether or not the server keeps up, and
+      the calls due inside the window are counted. Each call is timed from when it was due, not from when
+      a free slot let it start, so a server that falls behind shows it in the percentiles instead of
+      slowing the clock that measures it (what wrk2 calls avoiding coordinated omission). This gives the
+      latency at that load.
     """
+    if rate is not None and rate <= 0:
+        raise ValueError("the rate must be positive")
     numbers = itertools.count()
     result = LoadResult(duration_s=duration_s)
     begin = time.perf_counter()
@@ -387,16 +404,19 @@ async def closed_loop(
 
     async def worker() -> None:
         while True:
-            started = time.perf_counter()
+            number = next(numbers)
+            started = time.perf_counter() if rate is None else begin + number / rate
             if started >= window_end:
                 return
+            if started > time.perf_counter():
+                await asyncio.sleep(started - time.perf_counter())
             failure: str | None = None
             try:
-                await call(next(numbers))
+                await call(number)
             except Exception as error:
                 failure = error_name(error)
             ended = time.perf_counter()
-            if window_start <= ended < window_end:
+            if window_start <= (ended if rate is None else started) < window_end:
                 if failure is None:
                     result.latencies_s.append(ended - started)
                 else:
@@ -412,81 +432,6 @@ async def closed_loop(
 
     await asyncio.gather(watch_window(), *(worker() for _ in range(in_flight)))
     return result
-
-
-async def paced_loop(
-    call: Call,
-    *,
-    rate: float,
-    in_flight: int,
-    duration_s: float,
-    warmup_s: float,
-    window: Window | None = None,
-) -> LoadResult:
-    """Starts calls at a fixed `rate` per second, with at most `in_flight` under way, and measures latency.
-
-    This is how a latency target at a given load is measured: the load is offered whether or not the
-    server keeps up. Each call's latency counts from when it was due, not from when a free slot let it
-    start, so a server that falls behind shows it in the percentiles instead of slowing the clock that
-    measures it (what wrk2 calls avoiding coordinated omission). A closed loop at full speed says
-    nothing of latency that its throughput does not: there, mean latency = in flight / throughput.
-    """
-    if rate <= 0:
-        raise ValueError("the rate must be positive")
-    slots = itertools.count()
-    result = LoadResult(duration_s=duration_s)
-    begin = time.perf_counter()
-    window_start = begin + warmup_s
-    window_end = window_start + duration_s
-
-    async def worker() -> None:
-        while True:
-            number = next(slots)
-            due = begin + number / rate
-            if due >= window_end:
-                return
-            wait = due - time.perf_counter()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            failure: str | None = None
-            try:
-                await call(number)
-            except Exception as error:
-                failure = error_name(error)
-            if window_start <= due < window_end:
-                if failure is None:
-                    result.latencies_s.append(time.perf_counter() - due)
-                else:
-                    result.errors[failure] += 1
-
-    async def watch_window() -> None:
-        if window is None:
-            return
-        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
-        window.opened()
-        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
-        window.closed()
-
-    await asyncio.gather(watch_window(), *(worker() for _ in range(in_flight)))
-    return result
-
-
-async def _loop(
-    call: Call,
-    *,
-    rate: float | None,
-    in_flight: int,
-    duration_s: float,
-    warmup_s: float,
-    window: Window | None = None,
-) -> LoadResult:
-    if rate is None:
-        return await closed_loop(
-            call, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s, window=window
-        )
-    return await paced_loop(
-        call, rate=rate, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s, window=window
-    )
 
 
 class Scenario(Protocol):
@@ -513,7 +458,7 @@ def run_load(
     """Runs the load with `in_flight` calls in all, in this process or split over client processes.
 
     Without `rate`, a closed loop at full speed (throughput); with it, calls due at `rate` per second in
-    all (latency at that load, see `paced_loop`). The CPU of the client processes is measured as the
+    all (latency at that load, see `load_loop`). The CPU of the client processes is measured as the
     group "client", beside `cpu_groups`.
     """
     if processes < 1 or in_flight < processes:
@@ -549,7 +494,7 @@ async def _load_here(
         # One call before the clock starts: it opens the connection and fails loudly on a wrong setup.
         await call(0)
         with _client_heap_frozen():
-            result = await _loop(
+            result = await load_loop(
                 call, rate=rate, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s, window=meter
             )
     if meter is not None:
@@ -586,7 +531,7 @@ def _client_process(
             ready.set()
             await asyncio.to_thread(go.wait)
             with _client_heap_frozen():
-                return await _loop(
+                return await load_loop(
                     call, rate=rate, in_flight=in_flight, duration_s=duration_s, warmup_s=warmup_s
                 )
 

@@ -17,10 +17,13 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from services.common.errors import InvalidArgument, NotFound
+
+# The directory's own vocabulary: the city is generated to be imported into it.
+from services.directory.model import ContactPolicy, Specialty
+from services.directory.model import OfficerRole as Role
 from synthcity.names import OFFICER_ORIGIN_WEIGHTS, ORIGINS, ascii_slug
 
 __all__ = [
@@ -56,33 +59,6 @@ _MAX_OFFICERS = 5000
 _DAYS_IN_MONTH = 31
 # Roughly how many staff a unit has for each of its areas.
 _STAFF_PER_AREA = 12
-
-
-class ContactPolicy(StrEnum):
-    CONTACT_CENTER_ONLY = "contact_center_only"
-    PHONE_HOURS = "phone_hours"
-    OPEN_PHONE = "open_phone"
-    DIRECT_NUMBERS = "direct_numbers"
-
-
-class Role(StrEnum):
-    ORDINARY_HOUSING = "ordinary_housing"
-    DISCHARGE_PLANNING = "discharge_planning"
-    SPECIAL_HOUSING = "special_housing"
-    PREVENTION = "prevention"
-    TRANSPORT_SERVICE = "transport_service"
-    CARER_SUPPORT = "carer_support"
-    FEE_OFFICER = "fee_officer"
-    UNIT_MANAGER = "unit_manager"
-
-
-class Specialty(StrEnum):
-    LSS = "lss"
-    VIOLENCE_IN_CLOSE_RELATIONSHIPS = "violence_in_close_relationships"
-    DEMENTIA = "dementia"
-    SIP = "sip"
-    HOUSING_COORDINATION = "housing_coordination"
-    FOLLOW_UP = "follow_up"
 
 
 @dataclass(frozen=True)

@@ -244,43 +244,35 @@ async def add_contact(
     *, cases: Cases, caller: Caller, name: str, contact: Contact, idempotency: Idempotency | None = None
 ) -> Case:
     caller.require_role(*AGENTS)
-    case_id = case_id_of(name)
+    case_id_of(name)  # a malformed name is refused before the contact is checked
     model.raise_if(model.contact_violations(contact))
-    async with cases.uow(idempotency=idempotency) as uow:
-        before = await _load(uow, case_id)
-        after = await _save(
-            uow, before, model.add_contact(before, contact, actor=caller.subject, now=cases.clock())
-        )
-        await uow.commit(after)
-    return after
+    return await _transition(
+        cases,
+        name,
+        lambda case, now: model.add_contact(case, contact, actor=caller.subject, now=now),
+        idempotency,
+    )
 
 
 async def resolve_case(
     *, cases: Cases, caller: Caller, name: str, resolution: str, idempotency: Idempotency | None = None
 ) -> Case:
     caller.require_role(*AGENTS)
-    case_id = case_id_of(name)
-    async with cases.uow(idempotency=idempotency) as uow:
-        before = await _load(uow, case_id)
-        after = await _save(
-            uow, before, model.resolve(before, resolution, actor=caller.subject, now=cases.clock())
-        )
-        await uow.commit(after)
-    return after
+    return await _transition(
+        cases,
+        name,
+        lambda case, now: model.resolve(case, resolution, actor=caller.subject, now=now),
+        idempotency,
+    )
 
 
 async def reopen_case(
     *, cases: Cases, caller: Caller, name: str, reason: str, idempotency: Idempotency | None = None
 ) -> Case:
     caller.require_role(*AGENTS)
-    case_id = case_id_of(name)
-    async with cases.uow(idempotency=idempotency) as uow:
-        before = await _load(uow, case_id)
-        after = await _save(
-            uow, before, model.reopen(before, reason, actor=caller.subject, now=cases.clock())
-        )
-        await uow.commit(after)
-    return after
+    return await _transition(
+        cases, name, lambda case, now: model.reopen(case, reason, actor=caller.subject, now=now), idempotency
+    )
 
 
 # ---- forwarding -------------------------------------------------------------------------------------------
@@ -406,10 +398,26 @@ async def _unit_transition(
     check: Callable[[Case], Any] | None = None,
 ) -> Case:
     caller.require_role(*UNIT_STAFF)
+
+    def checks(before: Case) -> None:
+        _check_unit_staff(caller, before)
+        if check is not None:
+            check(before)
+
+    return await _transition(cases, name, transition, idempotency, check=checks)
+
+
+async def _transition(
+    cases: Cases,
+    name: str,
+    transition: Callable[[Case, datetime], Case],
+    idempotency: Idempotency | None,
+    check: Callable[[Case], Any] | None = None,
+) -> Case:
+    """Loads a case for update, checks it, applies one transition of the model, and stores the result."""
     case_id = case_id_of(name)
     async with cases.uow(idempotency=idempotency) as uow:
         before = await _load(uow, case_id)
-        _check_unit_staff(caller, before)
         if check is not None:
             check(before)
         after = await _save(uow, before, transition(before, cases.clock()))

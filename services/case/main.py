@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,11 +24,10 @@ from services.case.store import access_log, registrar, unit_of_work_factory
 from services.common.audit_writer import AccessLog, AccessLogWriter
 from services.common.auth import SigningKey, jwks_document
 from services.common.grants import GrantIssuer
-from services.common.logs import configure_logging
 from services.common.migrate import migrations_dir
-from services.common.runtime import build_verifier, open_database, run_workers, start_service
+from services.common.runtime import build_verifier, main_of, open_database, start_service
 from services.common.server import ServiceDefinition
-from services.common.settings import AuthSettings, Env, ServerSettings, SettingsError
+from services.common.settings import AuthSettings, Env, ServerSettings
 from services.common.telemetry import configure_telemetry, grpc_client_interceptors
 
 SERVICE = "case"
@@ -171,12 +169,7 @@ async def serve(settings: CaseSettings) -> None:
 
 
 def main() -> None:
-    try:
-        settings = CaseSettings.from_env()
-    except SettingsError as error:
-        sys.exit(f"case: configuration error: {error}")
-    configure_logging(SERVICE, settings.server.log_level)
-    sys.exit(run_workers(settings.server, "services.case.main", lambda: asyncio.run(serve(settings))))
+    main_of(SERVICE, "services.case.main", CaseSettings.from_env, serve)
 
 
 if __name__ == "__main__":

@@ -161,7 +161,8 @@ class UnitOfWork:
 
     With an `Idempotency` attached, entering claims the request_id first (raising `Replayed` with the first
     answer on a replay; a concurrent retry waits for the first call's transaction to end) and
-    `commit(answer)` stores the encoded answer in the same transaction.
+    `commit(answer)` stores the encoded answer in the same transaction. A reader (`write=False`) with an
+    `Idempotency` only looks the request up.
     """
 
     def __init__(self, engine: AsyncEngine, *, write: bool = True, idempotency: Idempotency | None = None):
@@ -194,7 +195,7 @@ class UnitOfWork:
             if self.engine.dialect.name == "sqlite":
                 info = (await self._conn.get_raw_connection()).info
                 info["sqlite_write"] = self.write
-            elif not self.write and self.idempotency is None:
+            elif not self.write:
                 # A reader on PostgreSQL runs without BEGIN and ROLLBACK, two round trips that would cost
                 # more than most reads: under READ COMMITTED each statement takes its own snapshot inside
                 # a transaction too, so nothing is lost. (The pool resets the mode when it takes the
@@ -203,7 +204,11 @@ class UnitOfWork:
             self._tx = await self._conn.begin()
             self.bind(self._conn)
             if self.idempotency is not None:
-                stored = await IdempotencyStore(self._conn).claim(self.idempotency.key)
+                # A writer claims the request_id; a reader (a command checking early whether it was
+                # answered before) only looks, leaving the claim to the writer that follows.
+                store = IdempotencyStore(self._conn)
+                key = self.idempotency.key
+                stored = await (store.claim(key) if self.write else store.find(key))
                 if stored is not None:
                     raise Replayed(stored)
         except BaseException:

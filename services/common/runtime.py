@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import JwksSource, TokenVerifier
 from services.common.db import create_engine, database_answers
 from services.common.devissuer import DevIssuer
+from services.common.logs import configure_logging
 from services.common.migrate import schema_is_at_head, upgrade_to_head
 from services.common.server import GrpcServer, ServiceDefinition, start_grpc_server
-from services.common.settings import AuthSettings, ServerSettings
+from services.common.settings import AuthSettings, ServerSettings, SettingsError
 from services.common.telemetry import Telemetry, grpc_server_interceptors, instrument_sqlalchemy
 
 log = logging.getLogger("aldredirekt.runtime")
 
 WORKER_MARKER = "ALDREDIREKT_WORKER"
+
+S = TypeVar("S", bound="_ServiceSettings")
 
 
 def build_verifier(auth: AuthSettings) -> TokenVerifier:
@@ -129,3 +134,24 @@ def run_workers(settings: ServerSettings, module: str, serve_one: Callable[[], N
         if codes[-1] != 0:
             forward(signal.SIGTERM, None)
     return max(codes, key=abs)
+
+
+class _ServiceSettings(Protocol):
+    @property
+    def server(self) -> ServerSettings: ...
+
+
+def main_of(
+    service: str,
+    module: str,
+    load_settings: Callable[[], S],
+    serve: Callable[[S], Coroutine[Any, Any, None]],
+) -> None:
+    """What every service's `python -m` does: read and check its settings (a wrong value stops it with
+    the variable's name), set up logging, and serve in one process or in `<SVC>_WORKERS` of them."""
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        sys.exit(f"{service}: configuration error: {error}")
+    configure_logging(service, settings.server.log_level)
+    sys.exit(run_workers(settings.server, module, lambda: asyncio.run(serve(settings))))

@@ -15,7 +15,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,73 +151,53 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         return await self.verifier.verify(token)
 
+    @contextlib.asynccontextmanager
+    async def _serving(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        """Around one call of either kind: trace, caller, error mapping and the call's log line."""
+        started = time.perf_counter()
+        code = "OK"
+        caller: Caller | None = None
+        token = None
+        metadata = context.invocation_metadata() or ()
+        trace_token = _enter_trace(metadata)
+        try:
+            caller = await self._authenticate(metadata)
+            token = _caller.set(caller)
+            yield
+        except DomainError as error:
+            code = status_code(error).name
+            await abort_with(context, to_status(error))
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception as error:
+            if _is_abort(error):
+                code = "ABORTED_BY_HANDLER"
+                raise
+            code = "INTERNAL"
+            log.exception("unexpected error in %s", method, extra={"grpc_method": method})
+            await abort_with(context, internal_status(current_trace_id()))
+        finally:
+            if token is not None:
+                _caller.reset(token)
+            _log_call(method, code, started, caller)
+            _leave_trace(trace_token)
+
     def _wrap_unary(
         self, method: str, behaviour: Callable[..., Awaitable[Any]]
     ) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            code = "OK"
-            caller: Caller | None = None
-            token = None
-            metadata = context.invocation_metadata() or ()
-            trace_token = _enter_trace(metadata)
-            try:
-                caller = await self._authenticate(metadata)
-                token = _caller.set(caller)
-                async with self._admit:
-                    return await behaviour(request, context)
-            except DomainError as error:
-                code = status_code(error).name
-                await abort_with(context, to_status(error))
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception as error:
-                if _is_abort(error):
-                    code = "ABORTED_BY_HANDLER"
-                    raise
-                code = "INTERNAL"
-                log.exception("unexpected error in %s", method, extra={"grpc_method": method})
-                await abort_with(context, internal_status(current_trace_id()))
-            finally:
-                if token is not None:
-                    _caller.reset(token)
-                _log_call(method, code, started, caller)
-                _leave_trace(trace_token)
-            return None
+            async with self._serving(method, context), self._admit:
+                return await behaviour(request, context)
+            return None  # the call was aborted with its status
 
         return call
 
     def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            code = "OK"
-            caller: Caller | None = None
-            token = None
-            metadata = context.invocation_metadata() or ()
-            trace_token = _enter_trace(metadata)
-            try:
-                caller = await self._authenticate(metadata)
-                token = _caller.set(caller)
+            async with self._serving(method, context):
                 async for item in behaviour(request, context):
                     yield item
-            except DomainError as error:
-                code = status_code(error).name
-                await abort_with(context, to_status(error))
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception as error:
-                if _is_abort(error):
-                    raise
-                code = "INTERNAL"
-                log.exception("unexpected error in %s", method, extra={"grpc_method": method})
-                await abort_with(context, internal_status(current_trace_id()))
-            finally:
-                if token is not None:
-                    _caller.reset(token)
-                _log_call(method, code, started, caller)
-                _leave_trace(trace_token)
 
         return call
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +10,10 @@ from aldredirekt.directory.v1 import directory_pb2, directory_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.audit_writer import AccessLog, AccessLogWriter
-from services.common.logs import configure_logging
 from services.common.migrate import migrations_dir
-from services.common.runtime import build_verifier, open_database, run_workers, start_service
+from services.common.runtime import build_verifier, main_of, open_database, start_service
 from services.common.server import ServiceDefinition
-from services.common.settings import AuthSettings, Env, ServerSettings, SettingsError
+from services.common.settings import AuthSettings, Env, ServerSettings
 from services.common.telemetry import configure_telemetry
 from services.directory.api import DirectoryServicer
 from services.directory.handlers import Directory, SnapshotCache
@@ -92,12 +89,7 @@ async def serve(settings: DirectorySettings) -> None:
 
 
 def main() -> None:
-    try:
-        settings = DirectorySettings.from_env()
-    except SettingsError as error:
-        sys.exit(f"directory: configuration error: {error}")
-    configure_logging(SERVICE, settings.server.log_level)
-    sys.exit(run_workers(settings.server, "services.directory.main", lambda: asyncio.run(serve(settings))))
+    main_of(SERVICE, "services.directory.main", DirectorySettings.from_env, serve)
 
 
 if __name__ == "__main__":
