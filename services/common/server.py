@@ -15,7 +15,7 @@ import logging
 import random
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,37 +151,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         return await self.verifier.verify(token)
 
-    @contextlib.asynccontextmanager
-    async def _serving(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        """Around one call of either kind: trace, caller, error mapping and the call's log line."""
-        started = time.perf_counter()
-        code = "OK"
-        caller: Caller | None = None
-        token = None
-        metadata = context.invocation_metadata() or ()
-        trace_token = _enter_trace(metadata)
-        try:
-            caller = await self._authenticate(metadata)
-            token = _caller.set(caller)
-            yield
-        except DomainError as error:
-            code = status_code(error).name
-            await abort_with(context, to_status(error))
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception as error:
-            if _is_abort(error):
-                code = "ABORTED_BY_HANDLER"
-                raise
-            code = "INTERNAL"
-            log.exception("unexpected error in %s", method, extra={"grpc_method": method})
-            await abort_with(context, internal_status(current_trace_id()))
-        finally:
-            if token is not None:
-                _caller.reset(token)
-            _log_call(method, code, started, caller)
-            _leave_trace(trace_token)
+    def _serving(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> _Serving:
+        return _Serving(self, method, context)
 
     def _wrap_unary(
         self, method: str, behaviour: Callable[..., Awaitable[Any]]
@@ -202,6 +173,80 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return call
 
 
+class _Serving:
+    """Around one call of either kind: trace, caller, error mapping and the call's log line.
+
+    Written out as a class rather than with contextlib.asynccontextmanager: it runs on every call, and
+    the generator machinery cost as much as the rest of it.
+    """
+
+    __slots__ = (
+        "_caller",
+        "_caller_token",
+        "_context",
+        "_interceptor",
+        "_method",
+        "_started",
+        "_trace_token",
+    )
+
+    def __init__(
+        self, interceptor: CallInterceptor, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> None:
+        self._interceptor = interceptor
+        self._method = method
+        self._context = context
+        self._caller: Caller | None = None
+        self._caller_token: contextvars.Token[Caller | None] | None = None
+        self._trace_token: object | None = None
+
+    async def __aenter__(self) -> None:
+        self._started = time.perf_counter()
+        metadata = self._context.invocation_metadata() or ()
+        self._trace_token = _enter_trace(metadata)
+        try:
+            self._caller = await self._interceptor._authenticate(metadata)
+        except BaseException as error:
+            # Refused before the handler ran: answered and logged like any failed call.
+            await self.__aexit__(type(error), error, error.__traceback__)
+            raise
+        self._caller_token = _caller.set(self._caller)
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> bool:
+        code = "OK"
+        try:
+            if error is None:
+                return False
+            if isinstance(error, DomainError):
+                code = status_code(error).name
+                await abort_with(self._context, to_status(error))
+                return True
+            if isinstance(error, asyncio.CancelledError):
+                code = "CANCELLED"
+                return False
+            if not isinstance(error, Exception):
+                return False
+            if _is_abort(error):
+                code = "ABORTED_BY_HANDLER"
+                return False
+            code = "INTERNAL"
+            log.error(
+                "unexpected error in %s",
+                self._method,
+                exc_info=(type(error), error, tb),
+                extra={"grpc_method": self._method},
+            )
+            await abort_with(self._context, internal_status(current_trace_id()))
+            return True
+        finally:
+            if self._caller_token is not None:
+                _caller.reset(self._caller_token)
+                self._caller_token = None
+            _log_call(self._method, code, self._started, self._caller)
+            _leave_trace(self._trace_token)
+            self._trace_token = None
+
+
 async def _refuse_unsupported(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
     await context.abort(grpc.StatusCode.UNIMPLEMENTED, "client-streaming calls are not served")
 
@@ -212,6 +257,8 @@ def _is_abort(error: Exception) -> bool:
 
 
 def _log_call(method: str, code: str, started: float, caller: Caller | None) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return  # nothing of the line is built when it would be dropped
     log.info(
         "%s %s",
         method,
