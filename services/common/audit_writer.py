@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,6 +25,9 @@ from services.common.audit import (
     record_accesses,
 )
 from services.common.errors import Unavailable
+
+# A write within this many lingers of the last one means the service is busy.
+_BUSY_WITHIN = 5
 
 
 class AccessLog(Protocol):
@@ -41,16 +44,24 @@ class AccessLogWriter:
         service: str,
         max_batch: int = 500,
         keep_connection_s: float = 300.0,
+        linger_s: float = 0.002,
     ):
         self.engine = engine
         self.tables = tables
         self.service = service
         self.max_batch = max_batch
+        # Under load a batch waits this long for more entries before it is written: each write costs
+        # the service about a tenth of a millisecond whatever its size, and without waiting nearly every
+        # call made a write of its own (1.25 entries per batch at 1,500 calls a second).
+        self.linger_s = linger_s
+        self._last_write = -1e9
         self._pending: list[tuple[Sequence[AccessRecord], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._tip: ChainTip | None = None
         self.keep_connection_s = keep_connection_s
         self._conn: AsyncConnection | None = None
+        # The kept connection's asyncpg connection, fetched once rather than at every write.
+        self._driver: Any = None
         self._conn_since = 0.0
 
     async def record(self, *records: AccessRecord) -> None:
@@ -87,6 +98,9 @@ class AccessLogWriter:
     async def _write_pending(self, conn: AsyncConnection | None) -> AsyncConnection | None:
         """Writes batches until none is waiting; returns the connection, or None if it had to go."""
         while self._pending:
+            if time.monotonic() - self._last_write < _BUSY_WITHIN * self.linger_s:
+                # Busy: let the calls under way add their entries. Idle, an entry is written at once.
+                await asyncio.sleep(self.linger_s)
             # Whole calls, up to max_batch entries (at least one call, however large).
             taken, size = 0, 0
             while taken < len(self._pending) and (
@@ -100,6 +114,7 @@ class AccessLogWriter:
                 if conn is None:
                     conn = await self.engine.connect()
                     self._conn_since = time.monotonic()
+                    self._driver = None
                 await self._append(conn, [record for records, _ in batch for record in records])
             except Exception as error:
                 # A connection that failed is not trusted with the next batch.
@@ -110,6 +125,7 @@ class AccessLogWriter:
                 _settle(batch, error)
             else:
                 _settle(batch, None)
+            self._last_write = time.monotonic()
         return conn
 
     async def close(self) -> None:
@@ -123,8 +139,9 @@ class AccessLogWriter:
     async def _append(self, conn: AsyncConnection, records: Sequence[AccessRecord]) -> None:
         if self.engine.dialect.name == "postgresql" and self._tip is not None:
             # The common case: this writer wrote the last entry, so one round trip suffices.
-            raw = await conn.get_raw_connection()
-            tip = await append_at_tip(raw.driver_connection, records, service=self.service, tip=self._tip)
+            if self._driver is None:
+                self._driver = (await conn.get_raw_connection()).driver_connection
+            tip = await append_at_tip(self._driver, records, service=self.service, tip=self._tip)
             if tip is not None:
                 self._tip = tip
                 return

@@ -184,6 +184,33 @@ async def test_a_read_made_after_a_flush_starts_its_own_flush(
 
 
 @on_both_databases
+async def test_an_idle_writer_writes_at_once_and_a_busy_one_waits_to_gather_entries(
+    engine: AsyncEngine, tables: AccessLogTables
+):
+    batches: list[list[str]] = []
+    async with writing(engine, tables, linger_s=1.0) as writer:
+        append = writer._append
+
+        async def watched(conn: Any, records: Any) -> None:
+            batches.append([r.purpose for r in records])
+            await append(conn, records)
+
+        writer._append = watched  # type: ignore[method-assign]
+        # Idle: the first read waits for nobody, far less than the linger.
+        await asyncio.wait_for(writer.record(read_of(1)), timeout=0.9)
+
+        # Busy (a write just now): reads a few milliseconds apart are gathered into one batch.
+        async def read_after(case: int, delay: float) -> None:
+            await asyncio.sleep(delay)
+            await writer.record(read_of(case))
+
+        await asyncio.wait_for(asyncio.gather(*(read_after(c, 0.02 * c) for c in (2, 3, 4))), timeout=10)
+
+    assert batches == [["cases/1"], ["cases/2", "cases/3", "cases/4"]]
+    assert await chain_length(engine, tables) == 4
+
+
+@on_both_databases
 async def test_a_caller_that_gives_up_does_not_strand_the_others(
     engine: AsyncEngine, tables: AccessLogTables, writer: AccessLogWriter
 ):
