@@ -524,20 +524,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         resolved = await handlers.resolve_responsible(
             directory=self.directory, caller=current_caller(), query=query
         )
-        responsible = resolved.responsible
-        today = self.directory.clock().date()
-        return pb.ResolveResponsibleResponse(
-            officer=officer_message(resolved.officer) if resolved.officer else None,
-            absent_officer=officer_message(resolved.absent_officer) if resolved.absent_officer else None,
-            team=responsible.team,
-            team_members=[officer_message(v) for v in resolved.team_members],
-            unit=unit_message(resolved.unit),
-            district=district_message(responsible.district, today),
-            decision=_DECISIONS[responsible.decision],
-            rule_id=responsible.rule_id,
-            area_id=responsible.area_id,
-            unit_managers=[officer_message(v) for v in resolved.unit_managers],
-        )
+        return resolved_message(resolved, self.directory.clock().date())
 
     async def ExportDirectory(
         self, request: pb.ExportDirectoryRequest, context: Context
@@ -579,6 +566,25 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
             ),
             respond,
         )
+
+
+@functools.lru_cache(maxsize=8192)
+def resolved_message(resolved: handlers.ResolvedView, today: date) -> pb.ResolveResponsibleResponse:
+    """Built once per answer and day: equal answers are one object (handlers.ResolvedView), and the
+    message is only read from here on, serialised by grpc for each call."""
+    responsible = resolved.responsible
+    return pb.ResolveResponsibleResponse(
+        officer=officer_message(resolved.officer) if resolved.officer else None,
+        absent_officer=officer_message(resolved.absent_officer) if resolved.absent_officer else None,
+        team=responsible.team,
+        team_members=[officer_message(v) for v in resolved.team_members],
+        unit=unit_message(resolved.unit),
+        district=district_message(responsible.district, today),
+        decision=_DECISIONS[responsible.decision],
+        rule_id=responsible.rule_id,
+        area_id=responsible.area_id,
+        unit_managers=[officer_message(v) for v in resolved.unit_managers],
+    )
 
 
 def _needs(mask: Sequence[str], name: str) -> bool:

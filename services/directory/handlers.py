@@ -62,6 +62,9 @@ STAFF = (
 ROUTERS = (Role.AGENT, Role.OFFICER, Role.UNIT_MANAGER, Role.DIRECTORY_ADMIN, Role.SERVICE)
 ADMINS = (Role.DIRECTORY_ADMIN,)
 PUBLIC = (*STAFF, Role.CITIZEN)
+# ResolveResponsible's questions remembered per copy of the directory: each is a short tuple, so this
+# bounds the memory to a few megabytes whatever the mix of postal codes, birth days and needs.
+MAX_REMEMBERED_ANSWERS = 50_000
 
 UowFactory = Callable[..., DirectoryUnitOfWork]
 
@@ -85,7 +88,30 @@ class SnapshotCache:
     officers: list[Officer] = field(default_factory=list)
     by_language: dict[str, list[Officer]] = field(default_factory=dict)
     district_of_unit: dict[str, str] = field(default_factory=dict)
+    # ResolveResponsible's answers for this copy of the directory (see `resolve_responsible`).
+    answers: dict[tuple[Any, ...], ResolvedView] = field(default_factory=dict)
+    unit_for: dict[tuple[str | None, ...], UnitSnapshot] = field(default_factory=dict)
+    views: dict[tuple[Any, ...], ResolvedView] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def remember_unit(self, where: tuple[str | None, ...], snapshot: UnitSnapshot) -> UnitSnapshot:
+        """Which unit answers for a district, postal code and named officer (`_find_unit`)."""
+        if len(self.unit_for) >= MAX_REMEMBERED_ANSWERS:
+            self.unit_for.clear()
+        self.unit_for[where] = snapshot
+        return snapshot
+
+    def remember(
+        self, question: tuple[Any, ...], answer: tuple[Any, ...], view: ResolvedView
+    ) -> ResolvedView:
+        """Keeps one view per distinct answer, so that equal answers are one object whose message is built
+        once; a bounded number of questions lead to it, forgotten all at once when there are too many."""
+        if len(self.answers) >= MAX_REMEMBERED_ANSWERS:
+            self.answers.clear()
+            self.views.clear()
+        view = self.views.setdefault(answer, view)
+        self.answers[question] = view
+        return view
 
     def invalidate(self) -> None:
         self.revision = -1
@@ -138,6 +164,9 @@ class SnapshotCache:
             for language in officer.languages:
                 by_language.setdefault(language, []).append(officer)
         self.units = units
+        self.answers = {}
+        self.views = {}
+        self.unit_for = {}
         self.officer_units = officer_units
         self.officers = everyone
         self.by_language = by_language
@@ -578,8 +607,12 @@ class ResolveQuery:
     purpose: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ResolvedView:
+    """One answer of ResolveResponsible as the caller may see it. Compared and hashed by identity: equal
+    answers are one object (`SnapshotCache.remember`), and hashing by value would cost more than the
+    answer saves."""
+
     responsible: Responsible
     officer: OfficerView | None
     absent_officer: OfficerView | None
@@ -620,43 +653,56 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
         # The cache keeps recent absences only; a question about the past is answered from the tables.
         cache = await SnapshotCache(max_age=0).current(directory.uow, at)
 
-    district: District | None = None
-    if district_id is not None:
-        district = cache.districts.get(district_id)
-        if district is None:
-            raise NotFound(f"districts/{district_id}")
-        for _ in range(10):
-            if district.successor_id is None or district.successor_id not in cache.districts:
-                break
-            district = cache.districts[district.successor_id]
-
-    named: Officer | None = None
-    if named_id is not None:
-        unit_of_named = cache.officer_units.get(named_id)
-        if unit_of_named is None:
-            raise NotFound(f"officers/{named_id}")
-        named = cache.units[unit_of_named].officers[named_id]
-
-    snapshot = _choose_unit(cache, district, postal_code, named)
+    where = (district_id, postal_code, named_id)
+    snapshot = cache.unit_for.get(where)
     if snapshot is None:
-        if district is not None:
-            raise FailedPrecondition(f"{district.name} has no elderly-care unit", reason="NO_UNIT")
-        raise NotFound(
-            f"postal code {postal_code}", message=f"no unit's area covers postal code {postal_code}"
-        )
-    unit_district = cache.districts[snapshot.unit.district_id]
+        snapshot = cache.remember_unit(where, _find_unit(cache, district_id, postal_code, named_id))
+    named = snapshot.officers[named_id] if named_id is not None else None
 
-    birth_day = person.birth_date.day if person is not None else None
-    responsible = resolve_in_unit(
-        snapshot,
-        district=unit_district,
-        birth_day=birth_day,
-        postal_code=postal_code,
-        need_role=query.need_role,
-        need_specialty=query.need_specialty,
-        named_officer=named,
-        at=at,
+    unit = snapshot.unit
+    direct_numbers = may_see_direct_numbers(
+        unit=unit, caller_unit_id=caller.unit_id, is_admin=caller.has_role(Role.DIRECTORY_ADMIN)
     )
+    public_only = not caller.has_role(*STAFF)
+    birth_day = person.birth_date.day if person is not None else None
+    # Everything the answer depends on. Time enters only through absences, so two moments between the
+    # same absence boundaries ask the same question: at a thousand calls a second, nearly every one has
+    # been answered before and only the access-log entry below is new.
+    question = (
+        unit.unit_id,
+        postal_code,
+        birth_day,
+        query.need_role,
+        query.need_specialty,
+        named_id,
+        snapshot.period_of(at),
+        direct_numbers,
+        public_only,
+    )
+    resolved = cache.answers.get(question)
+    if resolved is None:
+        responsible = resolve_in_unit(
+            snapshot,
+            district=cache.districts[unit.district_id],
+            birth_day=birth_day,
+            postal_code=postal_code,
+            need_role=query.need_role,
+            need_specialty=query.need_specialty,
+            named_officer=named,
+            at=at,
+        )
+        resolved = cache.remember(
+            question,
+            _answer_key(responsible, direct_numbers, public_only),
+            ResolvedView(
+                responsible=responsible,
+                officer=_view(caller, responsible.officer, unit),
+                absent_officer=_view(caller, responsible.absent_officer, unit),
+                team_members=tuple(officer_view(caller, o, unit) for o in responsible.team_members),
+                unit=_unit_view(directory, caller, unit),
+                unit_managers=tuple(officer_view(caller, o, unit) for o in snapshot.managers),
+            ),
+        )
     if person is not None:
         await directory.access_log.record(
             AccessRecord(
@@ -668,38 +714,68 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
                 occurred_at=now,
             )
         )
-    unit = snapshot.unit
+    return resolved
 
-    def view(o: Officer | None) -> OfficerView | None:
-        return officer_view(caller, o, unit) if o is not None else None
 
-    return ResolvedView(
-        responsible=responsible,
-        officer=view(responsible.officer),
-        absent_officer=view(responsible.absent_officer),
-        team_members=tuple(officer_view(caller, o, unit) for o in responsible.team_members),
-        unit=_unit_view(directory, caller, unit),
-        unit_managers=tuple(officer_view(caller, o, unit) for o in snapshot.managers),
+def _view(caller: Caller, officer: Officer | None, unit: Unit) -> OfficerView | None:
+    return officer_view(caller, officer, unit) if officer is not None else None
+
+
+def _answer_key(responsible: Responsible, direct_numbers: bool, public_only: bool) -> tuple[Any, ...]:
+    def officer_id(o: Officer | None) -> str | None:
+        return o.officer_id if o is not None else None
+
+    return (
+        responsible.unit.unit_id,
+        responsible.decision,
+        officer_id(responsible.officer),
+        officer_id(responsible.absent_officer),
+        responsible.team,
+        tuple(o.officer_id for o in responsible.team_members),
+        responsible.rule_id,
+        responsible.area_id,
+        direct_numbers,
+        public_only,
     )
 
 
-def _choose_unit(
-    cache: SnapshotCache, district: District | None, postal_code: str | None, named: Officer | None
-) -> UnitSnapshot | None:
-    if named is not None:
-        return cache.units[named.unit_id]
+def _find_unit(
+    cache: SnapshotCache, district_id: str | None, postal_code: str | None, named_id: str | None
+) -> UnitSnapshot:
+    """The unit that answers: the named officer's, else the one whose area has the postal code (in the
+    district, when one is given), else the district's; a retired district stands for its successor."""
+    district: District | None = None
+    if district_id is not None:
+        district = cache.districts.get(district_id)
+        if district is None:
+            raise NotFound(f"districts/{district_id}")
+        for _ in range(10):
+            if district.successor_id is None or district.successor_id not in cache.districts:
+                break
+            district = cache.districts[district.successor_id]
+    if named_id is not None:
+        unit_of_named = cache.officer_units.get(named_id)
+        if unit_of_named is None:
+            raise NotFound(f"officers/{named_id}")
+        return cache.units[unit_of_named]
     by_postal = next(
         (s for s in cache.units.values() if postal_code and s.rule_set.area_of(postal_code) is not None), None
     )
     if district is None:
+        if by_postal is None:
+            raise NotFound(
+                f"postal code {postal_code}", message=f"no unit's area covers postal code {postal_code}"
+            )
         return by_postal
     in_district = sorted(
         (s for s in cache.units.values() if s.unit.district_id == district.district_id),
         key=lambda s: s.unit.unit_id,
     )
-    if by_postal is not None and by_postal in in_district:
+    if by_postal is not None and by_postal.unit.district_id == district.district_id:
         return by_postal
-    return in_district[0] if in_district else None
+    if not in_district:
+        raise FailedPrecondition(f"{district.name} has no elderly-care unit", reason="NO_UNIT")
+    return in_district[0]
 
 
 # ---- import and export ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ field it concerns, so a caller can fix a whole request at once.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections import defaultdict
@@ -572,9 +573,22 @@ class UnitSnapshot:
     absences: dict[str, list[Absence]] = field(default_factory=dict)
     # The unit's active managers, to whom overdue cases escalate.
     managers: tuple[Officer, ...] = ()
+    _bounds: list[datetime] | None = field(default=None, init=False, repr=False, compare=False)
 
     def absence_of(self, officer_id: str, at: datetime) -> Absence | None:
         return next((a for a in self.absences.get(officer_id, []) if a.covers(at)), None)
+
+    def period_of(self, at: datetime) -> int:
+        """The stretch of time between two absence boundaries that `at` falls in.
+
+        Absences cover [start, end), so at any two moments of one stretch the same officers are away:
+        whatever depends on time alone answers the same within it.
+        """
+        if self._bounds is None:
+            self._bounds = sorted(
+                {t for spans in self.absences.values() for a in spans for t in (a.start, a.end)}
+            )
+        return bisect.bisect_right(self._bounds, at)
 
 
 MAX_SUBSTITUTE_HOPS = 5

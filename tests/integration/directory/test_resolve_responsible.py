@@ -16,7 +16,7 @@ from services.directory.model import ContactPolicy, Decision, OfficerRole
 from services.directory.store import access_log
 from synthcity.city import City
 from synthcity.people import Person, generate_people
-from tests.unit.directory.builders import AGENT, caller, person_number
+from tests.unit.directory.builders import AGENT, absence, caller, person_number
 
 # Months away from the synthetic city's absences, which lie around 23 November 2026.
 SUMMER = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
@@ -264,3 +264,96 @@ async def test_an_unknown_district_unit_or_officer_is_not_found(directory, city)
         with pytest.raises(NotFound) as caught:
             await ask()
         assert caught.value.resource_name == resource
+
+
+# ---- remembered answers: the same question is answered once per copy of the directory ----------------------
+
+
+async def test_an_absence_counts_from_its_first_microsecond_to_just_before_its_end(directory, city):
+    absence = next(a for a in city.absences if city.officer(a.officer_id).active)
+    start, end = absence.start_time.astimezone(UTC), absence.end_time.astimezone(UTC)
+    tick = timedelta(microseconds=1)
+    person = one_person(city)
+
+    async def named_at(at: datetime) -> str:
+        found = await resolve(
+            directory,
+            person_number=person.person_number,
+            named_officer=f"officers/{absence.officer_id}",
+            at=at,
+        )
+        officer = found.responsible.officer
+        assert officer is not None
+        return str(officer.officer_id)
+
+    # Asked twice in a row, so a remembered answer from the moment before would show.
+    for at in (start - tick, start, end - tick, end, start - tick, start):
+        expected = absence.substitute_id if start <= at < end else absence.officer_id
+        assert await named_at(at) == expected, at
+
+
+async def test_an_absence_registered_after_a_resolve_counts_at_the_next_resolve(directory, city):
+    person = next(p for p in people(city) if p.officer_id and p.responsible_role is None)
+    colleague = next(
+        o
+        for o in city.officers
+        if o.unit_id == person.unit_id and o.active and o.officer_id != person.officer_id
+    )
+    ask = {"person_number": person.person_number, "postal_code": person.postal_code}
+    before = await resolve(directory, **ask)
+    assert before.responsible.officer is not None
+    assert before.responsible.officer.officer_id == person.officer_id
+
+    await handlers.create_absence(
+        directory=directory,
+        caller=caller(Role.DIRECTORY_ADMIN),
+        absence=absence(
+            person.officer_id, colleague.officer_id, SUMMER - timedelta(hours=1), SUMMER + timedelta(days=3)
+        ),
+    )
+    after = await resolve(directory, **ask)
+
+    assert after.responsible.officer is not None
+    assert after.responsible.officer.officer_id == colleague.officer_id
+    assert after.responsible.absent_officer is not None
+    assert after.responsible.absent_officer.officer_id == person.officer_id
+
+
+async def test_people_with_the_same_answer_share_one_view_and_callers_see_only_theirs(directory, city):
+    closed = {u.unit_id for u in city.units if u.contact_policy.value == ContactPolicy.CONTACT_CENTER_ONLY}
+    by_rule: dict[str, list[Person]] = {}
+    for person in people(city, 200):
+        if person.officer_id and person.unit_id in closed and person.responsible_role is None:
+            by_rule.setdefault(person.rule_id, []).append(person)
+    first, second = next(group for group in by_rule.values() if len(group) >= 2)[:2]
+    own_staff = caller(Role.OFFICER, unit=f"units/{first.unit_id}")
+
+    one = await resolve(directory, person_number=first.person_number, postal_code=first.postal_code)
+    other = await resolve(directory, person_number=second.person_number, postal_code=second.postal_code)
+    as_staff = await resolve(
+        directory, who=own_staff, person_number=second.person_number, postal_code=second.postal_code
+    )
+
+    assert other is one
+    assert as_staff is not one
+    assert as_staff.officer is not None
+    assert not as_staff.officer.phone_withheld
+    assert one.officer is not None
+    assert one.officer.phone_withheld
+
+
+async def test_answers_stay_right_when_too_many_questions_make_it_forget(directory, city, monkeypatch):
+    monkeypatch.setattr(handlers, "MAX_REMEMBERED_ANSWERS", 3)
+    everyone = people(city, 30)
+
+    for _ in range(2):
+        for person in everyone:
+            found = await resolve(
+                directory,
+                person_number=person.person_number,
+                postal_code=person.postal_code,
+                need_role=need_of(person),
+            )
+            assert found.responsible.rule_id == person.rule_id
+    assert len(directory.cache.answers) <= 3
+    assert len(directory.cache.unit_for) <= 3
