@@ -26,7 +26,7 @@ from services.common.audit import (
 )
 from services.common.errors import Unavailable
 
-# A write within this many lingers of the last one means the service is busy.
+# Reads that come within this many lingers of the last write count as one stream of reads.
 _BUSY_WITHIN = 5
 
 
@@ -50,10 +50,13 @@ class AccessLogWriter:
         self.tables = tables
         self.service = service
         self.max_batch = max_batch
-        # Under load a batch waits this long for more entries before it is written: each write costs
-        # the service about a tenth of a millisecond whatever its size, and without waiting nearly every
-        # call made a write of its own (1.25 entries per batch at 1,500 calls a second).
+        # When reads come faster than they are written, a batch waits this long for more before it is
+        # written: each write costs the service about a tenth of a millisecond whatever its size, and
+        # without waiting nearly every call made a write of its own (1.25 entries per batch at 1,500
+        # calls a second). It waits only while that pays: once reads have come during a write, and
+        # until a wait gathers nobody. One read at a time never waits.
         self.linger_s = linger_s
+        self._gathering = False
         self._last_write = -1e9
         self._pending: list[tuple[Sequence[AccessRecord], asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -98,9 +101,9 @@ class AccessLogWriter:
     async def _write_pending(self, conn: AsyncConnection | None) -> AsyncConnection | None:
         """Writes batches until none is waiting; returns the connection, or None if it had to go."""
         while self._pending:
-            if time.monotonic() - self._last_write < _BUSY_WITHIN * self.linger_s:
-                # Busy: let the calls under way add their entries. Idle, an entry is written at once.
-                await asyncio.sleep(self.linger_s)
+            lingered = self._gathering and time.monotonic() - self._last_write < _BUSY_WITHIN * self.linger_s
+            if lingered:
+                await asyncio.sleep(self.linger_s)  # let the calls under way add their entries
             # Whole calls, up to max_batch entries (at least one call, however large).
             taken, size = 0, 0
             while taken < len(self._pending) and (
@@ -110,6 +113,8 @@ class AccessLogWriter:
                 taken += 1
             batch = self._pending[:taken]
             del self._pending[:taken]
+            if lingered and taken == 1:
+                self._gathering = False  # nobody came while it waited: waiting only delays
             try:
                 if conn is None:
                     conn = await self.engine.connect()
@@ -126,6 +131,8 @@ class AccessLogWriter:
             else:
                 _settle(batch, None)
             self._last_write = time.monotonic()
+            if self._pending:
+                self._gathering = True  # reads came while this batch was written
         return conn
 
     async def close(self) -> None:

@@ -184,30 +184,42 @@ async def test_a_read_made_after_a_flush_starts_its_own_flush(
 
 
 @on_both_databases
-async def test_an_idle_writer_writes_at_once_and_a_busy_one_waits_to_gather_entries(
+async def test_one_read_at_a_time_is_written_at_once_and_concurrent_reads_wait_to_be_gathered(
     engine: AsyncEngine, tables: AccessLogTables
 ):
     batches: list[list[str]] = []
+    second_queued = asyncio.Event()
     async with writing(engine, tables, linger_s=1.0) as writer:
         append = writer._append
 
         async def watched(conn: Any, records: Any) -> None:
             batches.append([r.purpose for r in records])
+            if batches[-1] == ["cases/3"]:
+                await second_queued.wait()  # the next read comes while this one is written
             await append(conn, records)
 
         writer._append = watched  # type: ignore[method-assign]
-        # Idle: the first read waits for nobody, far less than the linger.
-        await asyncio.wait_for(writer.record(read_of(1)), timeout=0.9)
+        # One read after the other: none waits for a linger, each is written alone.
+        for case in (1, 2):
+            await asyncio.wait_for(writer.record(read_of(case)), timeout=0.9)
 
-        # Busy (a write just now): reads a few milliseconds apart are gathered into one batch.
+        # A read comes while another is written: from then on reads are gathered.
+        third = asyncio.create_task(writer.record(read_of(3)))
+        await asyncio.sleep(0.05)
+        fourth = asyncio.create_task(writer.record(read_of(4)))
+        await asyncio.sleep(0)
+        second_queued.set()
+
         async def read_after(case: int, delay: float) -> None:
             await asyncio.sleep(delay)
             await writer.record(read_of(case))
 
-        await asyncio.wait_for(asyncio.gather(*(read_after(c, 0.02 * c) for c in (2, 3, 4))), timeout=10)
+        await asyncio.wait_for(
+            asyncio.gather(third, fourth, read_after(5, 0.02), read_after(6, 0.04)), timeout=10
+        )
 
-    assert batches == [["cases/1"], ["cases/2", "cases/3", "cases/4"]]
-    assert await chain_length(engine, tables) == 4
+    assert batches == [["cases/1"], ["cases/2"], ["cases/3"], ["cases/4", "cases/5", "cases/6"]]
+    assert await chain_length(engine, tables) == 6
 
 
 @on_both_databases
