@@ -649,15 +649,18 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
     at = query.at or now
 
     cache = await directory.cache.current(directory.uow, now)
-    if at < now - timedelta(hours=23):
-        # The cache keeps recent absences only; a question about the past is answered from the tables.
-        cache = await SnapshotCache(max_age=0).current(directory.uow, at)
-
     where = (district_id, postal_code, named_id)
     snapshot = cache.unit_for.get(where)
     if snapshot is None:
         snapshot = cache.remember_unit(where, _find_unit(cache, district_id, postal_code, named_id))
     named = snapshot.officers[named_id] if named_id is not None else None
+    past = at < now - timedelta(hours=23)
+    if past:
+        # The copy keeps recent absences only: for a moment further back the unit's absences are read
+        # from the tables, and that answer is neither taken from the remembered ones nor kept among them.
+        async with directory.uow(write=False) as uow:
+            absences = await uow.directory.absences_of_unit(snapshot.unit.unit_id, ending_after=at)
+        snapshot = replace(snapshot, absences=absences)
 
     unit = snapshot.unit
     direct_numbers = may_see_direct_numbers(
@@ -679,7 +682,7 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
         direct_numbers,
         public_only,
     )
-    resolved = cache.answers.get(question)
+    resolved = None if past else cache.answers.get(question)
     if resolved is None:
         responsible = resolve_in_unit(
             snapshot,
@@ -691,17 +694,18 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
             named_officer=named,
             at=at,
         )
-        resolved = cache.remember(
-            question,
-            _answer_key(responsible, direct_numbers, public_only),
-            ResolvedView(
-                responsible=responsible,
-                officer=_view(caller, responsible.officer, unit),
-                absent_officer=_view(caller, responsible.absent_officer, unit),
-                team_members=tuple(officer_view(caller, o, unit) for o in responsible.team_members),
-                unit=_unit_view(directory, caller, unit),
-                unit_managers=tuple(officer_view(caller, o, unit) for o in snapshot.managers),
-            ),
+        view = ResolvedView(
+            responsible=responsible,
+            officer=_view(caller, responsible.officer, unit),
+            absent_officer=_view(caller, responsible.absent_officer, unit),
+            team_members=tuple(officer_view(caller, o, unit) for o in responsible.team_members),
+            unit=_unit_view(directory, caller, unit),
+            unit_managers=tuple(officer_view(caller, o, unit) for o in snapshot.managers),
+        )
+        resolved = (
+            view
+            if past
+            else cache.remember(question, _answer_key(responsible, direct_numbers, public_only), view)
         )
     if person is not None:
         await directory.access_log.record(

@@ -357,3 +357,21 @@ async def test_answers_stay_right_when_too_many_questions_make_it_forget(directo
             assert found.responsible.rule_id == person.rule_id
     assert len(directory.cache.answers) <= 3
     assert len(directory.cache.unit_for) <= 3
+
+
+async def test_a_question_about_a_past_moment_reads_that_moments_absences(directory, city):
+    absence = next(a for a in city.absences if city.officer(a.officer_id).active)
+    start, end = absence.start_time.astimezone(UTC), absence.end_time.astimezone(UTC)
+    directory.clock = lambda: end + timedelta(days=30)  # long after, beyond what the copy keeps
+    person = one_person(city)
+    ask = {"person_number": person.person_number, "named_officer": f"officers/{absence.officer_id}"}
+
+    answers = [
+        await resolve(directory, **ask, at=at)
+        for at in (start + (end - start) / 2, None, start + (end - start) / 2, end)
+    ]
+
+    officers = [a.responsible.officer.officer_id if a.responsible.officer else None for a in answers]
+    assert officers == [absence.substitute_id, absence.officer_id, absence.substitute_id, absence.officer_id]
+    assert answers[0].responsible.absent_officer is not None
+    assert answers[0].responsible.absent_officer.officer_id == absence.officer_id
