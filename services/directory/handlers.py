@@ -132,30 +132,35 @@ class SnapshotCache:
         return self
 
     async def _load(self, uow: DirectoryUnitOfWork, now: datetime) -> None:
+        # A handful of queries for the whole directory, whatever the number of units: callers wait
+        # while it loads, after every change.
         repo = uow.directory
-        self.districts = {d.district_id: d for d in await repo.list_districts()}
+        districts = {d.district_id: d for d in await repo.list_districts()}
+        all_units = await repo.all_units()
+        rule_sets = await repo.rule_sets_of([unit.unit_id for unit in all_units])
+        staff: dict[str, dict[str, Officer]] = {unit.unit_id: {} for unit in all_units}
+        for officer in await repo.all_officers():
+            staff.setdefault(officer.unit_id, {})[officer.officer_id] = officer
+        # Absences that ended more than a day ago cannot matter for "now"; older times are read fresh.
+        away = await repo.absences_ending_after(now - timedelta(days=1))
         units: dict[str, UnitSnapshot] = {}
         officer_units: dict[str, str] = {}
-        for unit in await repo.all_units():
+        for unit in all_units:
+            officers_here = staff[unit.unit_id]
             snapshot = UnitSnapshot(
                 unit=unit,
-                rule_set=await repo.get_rule_set(unit.unit_id),
-                officers=await repo.officers_of_unit(unit.unit_id),
-                # Absences that ended more than a day ago cannot matter for "now"; older times are read fresh.
-                absences=await repo.absences_of_unit(unit.unit_id, ending_after=now - timedelta(days=1)),
+                rule_set=rule_sets[unit.unit_id],
+                officers=officers_here,
+                absences={officer_id: away[officer_id] for officer_id in officers_here if officer_id in away},
             )
             snapshot.managers = tuple(
                 sorted(
-                    (
-                        o
-                        for o in snapshot.officers.values()
-                        if o.active and o.role is OfficerRole.UNIT_MANAGER
-                    ),
+                    (o for o in officers_here.values() if o.active and o.role is OfficerRole.UNIT_MANAGER),
                     key=lambda o: o.officer_id,
                 )
             )
             units[unit.unit_id] = snapshot
-            officer_units.update({officer_id: unit.unit_id for officer_id in snapshot.officers})
+            officer_units.update({officer_id: unit.unit_id for officer_id in officers_here})
         everyone = sorted(
             (o for s in units.values() for o in s.officers.values()), key=lambda o: o.officer_id
         )
@@ -163,6 +168,8 @@ class SnapshotCache:
         for officer in everyone:
             for language in officer.languages:
                 by_language.setdefault(language, []).append(officer)
+        # Swapped in together, with no await in between, so a call never sees half of two copies.
+        self.districts = districts
         self.units = units
         self.answers = {}
         self.views = {}
@@ -791,7 +798,7 @@ async def export_directory(*, directory: Directory, caller: Caller) -> dict[str,
     async with directory.uow(write=False) as uow:
         repo = uow.directory
         all_units = await repo.all_units()
-        rule_sets = [await repo.get_rule_set(u.unit_id) for u in all_units]
+        rule_sets = list((await repo.rule_sets_of([u.unit_id for u in all_units])).values())
         return transfer.export_files(
             all_units, await repo.all_officers(), await repo.all_absences(), rule_sets
         )

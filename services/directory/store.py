@@ -535,10 +535,20 @@ class DirectoryRepository:
         return bool(result.rowcount)
 
     async def absences_of_unit(self, unit_id: str, *, ending_after: datetime) -> dict[str, list[Absence]]:
+        """The unit's absences that end after the moment, by officer, earliest first."""
+        return await self._absences_by_officer(
+            and_(officers.c.unit_id == unit_id, absences.c.end_time > utc(ending_after))
+        )
+
+    async def absences_ending_after(self, moment: datetime) -> dict[str, list[Absence]]:
+        """Every unit's absences that end after the moment, by officer, earliest first."""
+        return await self._absences_by_officer(absences.c.end_time > utc(moment))
+
+    async def _absences_by_officer(self, condition: Any) -> dict[str, list[Absence]]:
         rows = await self.conn.execute(
             select(absences)
             .join(officers, officers.c.officer_id == absences.c.officer_id)
-            .where(and_(officers.c.unit_id == unit_id, absences.c.end_time > utc(ending_after)))
+            .where(condition)
             .order_by(absences.c.start_time)
         )
         found: dict[str, list[Absence]] = defaultdict(list)
@@ -549,43 +559,57 @@ class DirectoryRepository:
     # ---- areas and rules ----
 
     async def get_rule_set(self, unit_id: str) -> RuleSet:
-        head = (await self.conn.execute(select(rule_sets).where(rule_sets.c.unit_id == unit_id))).first()
-        ranges: dict[str, list[PostalCodeRange]] = defaultdict(list)
+        return (await self.rule_sets_of([unit_id]))[unit_id]
+
+    async def rule_sets_of(self, unit_ids: Sequence[str]) -> dict[str, RuleSet]:
+        """The areas and rules of each of these units, in four queries however many units there are; a unit
+        without any has an empty rule set."""
+        heads = {
+            row.unit_id: row
+            for row in await self.conn.execute(select(rule_sets).where(rule_sets.c.unit_id.in_(unit_ids)))
+        }
+        ranges: dict[tuple[str, str], list[PostalCodeRange]] = defaultdict(list)
         for row in await self.conn.execute(
             select(area_postal_ranges)
-            .where(area_postal_ranges.c.unit_id == unit_id)
-            .order_by(area_postal_ranges.c.first)
+            .where(area_postal_ranges.c.unit_id.in_(unit_ids))
+            .order_by(area_postal_ranges.c.unit_id, area_postal_ranges.c.first)
         ):
-            ranges[row.area_id].append(PostalCodeRange(row.first, row.last))
-        unit_areas = tuple(
-            Area(row.area_id, row.display_name, tuple(ranges[row.area_id]))
-            for row in await self.conn.execute(
-                select(areas).where(areas.c.unit_id == unit_id).order_by(areas.c.position)
+            ranges[(row.unit_id, row.area_id)].append(PostalCodeRange(row.first, row.last))
+        unit_areas: dict[str, list[Area]] = defaultdict(list)
+        for row in await self.conn.execute(
+            select(areas).where(areas.c.unit_id.in_(unit_ids)).order_by(areas.c.unit_id, areas.c.position)
+        ):
+            unit_areas[row.unit_id].append(
+                Area(row.area_id, row.display_name, tuple(ranges[(row.unit_id, row.area_id)]))
             )
-        )
-        rules = tuple(
-            AssignmentRule(
-                rule_id=row.rule_id,
-                area_id=row.area_id,
-                role=OfficerRole(row.role) if row.role else None,
-                first_birth_day=row.first_birth_day,
-                last_birth_day=row.last_birth_day,
-                officer_id=row.officer_id,
-                team=row.team,
+        rules: dict[str, list[AssignmentRule]] = defaultdict(list)
+        for row in await self.conn.execute(
+            select(assignment_rules)
+            .where(assignment_rules.c.unit_id.in_(unit_ids))
+            .order_by(assignment_rules.c.unit_id, assignment_rules.c.position)
+        ):
+            rules[row.unit_id].append(
+                AssignmentRule(
+                    rule_id=row.rule_id,
+                    area_id=row.area_id,
+                    role=OfficerRole(row.role) if row.role else None,
+                    first_birth_day=row.first_birth_day,
+                    last_birth_day=row.last_birth_day,
+                    officer_id=row.officer_id,
+                    team=row.team,
+                )
             )
-            for row in await self.conn.execute(
-                select(assignment_rules)
-                .where(assignment_rules.c.unit_id == unit_id)
-                .order_by(assignment_rules.c.position)
+        found: dict[str, RuleSet] = {}
+        for unit_id in unit_ids:
+            head = heads.get(unit_id)
+            found[unit_id] = RuleSet(
+                unit_id=unit_id,
+                areas=tuple(unit_areas[unit_id]),
+                rules=tuple(rules[unit_id]),
+                revision=head.revision if head else 0,
+                update_time=utc(head.update_time) if head else None,
             )
-        )
-        return RuleSet(
-            unit_id=unit_id,
-            areas=unit_areas,
-            rules=rules,
-            revision=head.revision if head else 0,
-            update_time=utc(head.update_time) if head else None,
-        )
+        return found
 
     async def areas_of_other_units(self, unit_id: str) -> list[tuple[str, Area]]:
         ranges: dict[tuple[str, str], list[PostalCodeRange]] = defaultdict(list)
