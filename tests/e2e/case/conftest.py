@@ -15,8 +15,6 @@ import grpc
 import pytest
 from aldredirekt.case.v1 import case_pb2_grpc
 from aldredirekt.directory.v1 import directory_pb2_grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scripts.smtp_sink import MailStore
@@ -232,36 +230,3 @@ async def any_stack(
 def mailbox(stack: Stack) -> Iterator[MailStore]:
     with smtp_sink(stack.settings.smtp.port) as store:
         yield store
-
-
-# ---- reading rich errors ----------------------------------------------------------------------------------
-
-
-def _status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    trailing: Any = error.trailing_metadata() or ()
-    for key, value in trailing:
-        if key == "grpc-status-details-bin":
-            assert isinstance(value, bytes)
-            return status_pb2.Status.FromString(value)
-    raise AssertionError("the error carries no google.rpc.Status")
-
-
-def _detail(error: grpc.aio.AioRpcError, kind: Any) -> Any:
-    for detail in _status(error).details:
-        assert isinstance(detail, any_pb2.Any)
-        if detail.Is(kind.DESCRIPTOR):
-            message = kind()
-            detail.Unpack(message)
-            return message
-    raise AssertionError(f"the status carries no {kind.__name__}")
-
-
-def reason_of(error: grpc.aio.AioRpcError) -> str:
-    info: error_details_pb2.ErrorInfo = _detail(error, error_details_pb2.ErrorInfo)
-    reason: str = info.reason
-    return reason
-
-
-def fields_of(error: grpc.aio.AioRpcError) -> list[str]:
-    bad_request: error_details_pb2.BadRequest = _detail(error, error_details_pb2.BadRequest)
-    return [v.field for v in bad_request.field_violations]

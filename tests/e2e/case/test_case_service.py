@@ -23,8 +23,9 @@ from services.common.auth import Caller, JwksSource, Role
 from services.common.business_calendar import to_local
 from services.common.grants import GrantVerifier
 from synthcity.city import Role as OfficerRole
-from tests.e2e.case.conftest import Stack, fields_of, reason_of
+from tests.e2e.case.conftest import Stack
 from tests.integration.case.support import smtp_sink
+from tests.rich_errors import field_violations, reason_of
 from tests.unit.case.builders import ASTRID, BERTIL, with_wrong_check_digit
 
 FARSTA_UNIT = "units/farsta-bestallarenhet"
@@ -178,7 +179,7 @@ async def test_a_bad_registration_is_refused_naming_the_field(
         await create(stack, **changes)
 
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert fields_of(refused.value) == [field]
+    assert field_violations(refused.value) == [field]
     assert await count(stack, cases_table) == 0
 
 

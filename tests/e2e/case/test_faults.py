@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from services.case.mail import OutboxDispatcher, SmtpTransport
 from services.case.store import outbox
-from tests.e2e.case.conftest import Stack, reason_of
+from tests.e2e.case.conftest import Stack
 from tests.integration.case.support import smtp_sink
+from tests.rich_errors import reason_of
 from tests.unit.case.builders import ASTRID
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import wrappers_pb2
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
@@ -31,6 +31,7 @@ from services.common.errors import (
 )
 from services.common.logs import JsonFormatter
 from services.common.server import GrpcServer, ServiceDefinition, current_caller, start_grpc_server
+from tests.rich_errors import error_info, refused, rich_status
 
 SERVICE = "aldredirekt.probe.v1.ProbeService"
 SECRET = "191212121212 Tolvan Tolvansson"
@@ -158,27 +159,6 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         await server.stop(0)
 
 
-async def refused(call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await call
-    return caught.value
-
-
-def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    trailing: Any = error.trailing_metadata() or ()
-    for key, value in trailing:
-        if key == "grpc-status-details-bin":
-            assert isinstance(value, bytes)
-            return status_pb2.Status.FromString(value)
-    raise AssertionError("the status carries no google.rpc details")
-
-
-def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo:
-    info = error_details_pb2.ErrorInfo()
-    assert any(detail.Unpack(info) for detail in status.details)
-    return info
-
-
 async def health_of(running: Running, service: str = "") -> int:
     stub = health_pb2_grpc.HealthStub(running.channel)
     response = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
@@ -190,7 +170,7 @@ async def test_a_call_without_a_token_is_unauthenticated(running: Running):
     error = await refused(running.call("Whoami"))
 
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert error_info(rich_status(error)).reason == "TOKEN_MISSING"
+    assert error_info(error).reason == "TOKEN_MISSING"
 
 
 async def test_a_call_with_a_token_from_another_issuer_is_unauthenticated(running: Running, tmp_path: Path):
@@ -199,7 +179,7 @@ async def test_a_call_with_a_token_from_another_issuer_is_unauthenticated(runnin
     error = await refused(running.call("Whoami", token=stranger.mint(role="officer")))
 
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert error_info(rich_status(error)).reason == "TOKEN_INVALID"
+    assert error_info(error).reason == "TOKEN_INVALID"
 
 
 async def test_the_handler_sees_the_caller_its_token_names(running: Running):
@@ -237,7 +217,7 @@ async def test_a_domain_error_becomes_its_status_with_details(running: Running):
 
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert error.details() == "cases/17 was not found"
-    info = error_info(rich_status(error))
+    info = error_info(error)
     assert (info.reason, info.domain, dict(info.metadata)) == (
         "NOT_FOUND",
         ERROR_DOMAIN,
@@ -292,7 +272,7 @@ async def test_a_stream_is_authenticated_and_ends_with_the_domain_errors_status(
     error = await refused(call.read())
     assert received == ["0", "1", "2"]
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert error_info(rich_status(error)).reason == "LIST_CHANGED"
+    assert error_info(error).reason == "LIST_CHANGED"
 
 
 async def test_health_follows_readiness(running: Running):

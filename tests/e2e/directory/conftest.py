@@ -12,8 +12,6 @@ from typing import Any
 import grpc
 import pytest
 from aldredirekt.directory.v1 import directory_pb2_grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.audit_writer import AccessLogWriter
@@ -153,36 +151,3 @@ async def running(
 ) -> RunningDirectory:
     """A directory server on a SQLite file that holds the small city."""
     return await start_directory(copy_sqlite(sqlite_templates.seeded, tmp_path), import_city=False)
-
-
-# ---- reading rich errors ----------------------------------------------------------------------------------
-
-
-def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status:
-    """The google.rpc.Status the server sent with an error, from the trailing metadata."""
-    trailing: Any = error.trailing_metadata() or ()
-    for key, value in trailing:
-        if key == "grpc-status-details-bin":
-            assert isinstance(value, bytes)
-            return status_pb2.Status.FromString(value)
-    raise AssertionError("the error carries no google.rpc.Status")
-
-
-def _unpacked(status: status_pb2.Status, kind: Any) -> Any:
-    for detail in status.details:
-        assert isinstance(detail, any_pb2.Any)
-        if detail.Is(kind.DESCRIPTOR):
-            message = kind()
-            detail.Unpack(message)
-            return message
-    raise AssertionError(f"the status carries no {kind.__name__}")
-
-
-def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
-    info: error_details_pb2.ErrorInfo = _unpacked(rich_status(error), error_details_pb2.ErrorInfo)
-    return info
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
-    bad_request: error_details_pb2.BadRequest = _unpacked(rich_status(error), error_details_pb2.BadRequest)
-    return [v.field for v in bad_request.field_violations]

@@ -12,7 +12,8 @@ from aldredirekt.directory.v1 import directory_pb2 as pb
 from services.common.auth import SigningKey
 from services.common.devissuer import DevIssuer
 from synthcity.city import ContactPolicy
-from tests.e2e.directory.conftest import bearer, error_info
+from tests.e2e.directory.conftest import bearer
+from tests.rich_errors import error_info
 from tests.unit.directory.builders import person_number
 
 CITIZEN_NUMBER = person_number(date(1938, 4, 12))

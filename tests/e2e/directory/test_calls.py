@@ -14,7 +14,7 @@ from services.common.errors import ERROR_DOMAIN
 from services.directory import handlers
 from services.directory.store import access_log
 from synthcity.people import generate_people
-from tests.e2e.directory.conftest import error_info, field_violations, rich_status
+from tests.rich_errors import error_info, field_violations, rich_status
 from tests.unit.directory.cities import city_files
 
 SUMMER = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -43,6 +45,30 @@ def service_env(tmp_path: Path, port: int, **overrides: str) -> dict[str, str]:
     }
 
 
+@dataclass
+class Started:
+    """A directory process a test started; `errors` is what it wrote on stderr, once it has ended."""
+
+    process: subprocess.Popen[str]
+    errors: str = ""
+
+
+@contextlib.contextmanager
+def started_service(env: dict[str, str]) -> Iterator[Started]:
+    """Starts the service; at the end it is killed if still running, and its stderr is kept."""
+    started = Started(
+        subprocess.Popen(
+            COMMAND, cwd=REPOSITORY, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+    )
+    try:
+        yield started
+    finally:
+        if started.process.poll() is None:
+            started.process.kill()
+        _, started.errors = started.process.communicate(timeout=10)
+
+
 def test_a_bad_setting_stops_the_process_with_a_message_naming_the_variable(tmp_path: Path):
     env = service_env(tmp_path, free_port(), DIRECTORY_DB_POOL_SIZE="abc")
 
@@ -73,15 +99,8 @@ async def wait_until_serving(
 
 async def test_the_process_serves_and_exits_cleanly_on_sigterm(tmp_path: Path):
     port = free_port()
-    process = subprocess.Popen(  # noqa: ASYNC220 - started once and watched by polling, never waited on here
-        COMMAND,
-        cwd=REPOSITORY,
-        env=service_env(tmp_path, port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with started_service(service_env(tmp_path, port)) as started:
+        process = started.process
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await wait_until_serving(channel, process, within=30)
             token = DevIssuer.load_or_create(tmp_path / "dev").mint(role="agent")
@@ -94,13 +113,9 @@ async def test_the_process_serves_and_exits_cleanly_on_sigterm(tmp_path: Path):
         with contextlib.suppress(subprocess.TimeoutExpired):
             await asyncio.to_thread(process.wait, 10)
         took = time.monotonic() - stopped_at
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, errors = process.communicate(timeout=10)
 
     assert answer.current_district.name == "districts/norra-innerstaden"
-    assert process.returncode == 0, errors
+    assert process.returncode == 0, started.errors
     assert took < 5
 
 
@@ -121,15 +136,8 @@ def still_running(pids: set[int]) -> bool:
 
 async def test_several_workers_share_the_port_and_all_stop_on_sigterm(tmp_path: Path):
     port = free_port()
-    process = subprocess.Popen(  # noqa: ASYNC220 - started once and watched by polling, never waited on here
-        COMMAND,
-        cwd=REPOSITORY,
-        env=service_env(tmp_path, port, DIRECTORY_WORKERS="2"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with started_service(service_env(tmp_path, port, DIRECTORY_WORKERS="2")) as started:
+        process = started.process
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await wait_until_serving(channel, process, within=30)
         workers = await asyncio.to_thread(live_workers, process.pid, 2, 20)
@@ -142,30 +150,18 @@ async def test_several_workers_share_the_port_and_all_stop_on_sigterm(tmp_path: 
         process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             await asyncio.to_thread(process.wait, 15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        _, errors = process.communicate(timeout=10)
 
     assert len(workers) == 2
     assert both_alive
-    assert process.returncode == 0, errors
+    assert process.returncode == 0, started.errors
     assert not await asyncio.to_thread(still_running, workers)
 
 
 async def test_a_second_service_on_a_taken_port_fails_instead_of_sharing_it(tmp_path: Path):
     port = free_port()
-    first = subprocess.Popen(  # noqa: ASYNC220 - started once and watched by polling, never waited on here
-        COMMAND,
-        cwd=REPOSITORY,
-        env=service_env(tmp_path, port),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with started_service(service_env(tmp_path, port)) as first:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            await wait_until_serving(channel, first, within=30)
+            await wait_until_serving(channel, first.process, within=30)
         second = await asyncio.to_thread(
             subprocess.run,
             COMMAND,
@@ -175,8 +171,5 @@ async def test_a_second_service_on_a_taken_port_fails_instead_of_sharing_it(tmp_
             text=True,
             timeout=60,
         )
-    finally:
-        first.send_signal(signal.SIGTERM)
-        first.communicate(timeout=15)
 
     assert second.returncode != 0
