@@ -83,8 +83,9 @@ def _free_port() -> int:
         return port
 
 
-def _run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine to completion from sync code, even while an event loop runs in this thread."""
+def run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine to completion from sync code, even while an event loop runs in this thread (session
+    fixtures may be set up while a test's loop runs): a thread has a loop of its own."""
     failure: list[BaseException] = []
 
     def target() -> None:
@@ -194,9 +195,10 @@ class PostgresServer:
         """The SQLAlchemy URL of a database on this server."""
         return f"postgresql+asyncpg://{SUPERUSER}@{self.host}:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
-        """Create an empty database and return its SQLAlchemy URL."""
-        self._execute(f'CREATE DATABASE "{_checked_name(name)}"')
+    def create_database(self, name: str, *, template: str | None = None) -> str:
+        """Create a database, empty or as a copy of `template`, and return its SQLAlchemy URL."""
+        copy = f' TEMPLATE "{_checked_name(template)}"' if template else ""
+        self._execute(f'CREATE DATABASE "{_checked_name(name)}"{copy}')
         return self.url(name)
 
     def drop_database(self, name: str) -> None:
@@ -216,7 +218,7 @@ class PostgresServer:
             finally:
                 await connection.close()
 
-        _run_blocking(execute())
+        run_blocking(execute())
 
     # -- internals ---------------------------------------------------------------------------------------
 

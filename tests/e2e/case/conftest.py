@@ -36,9 +36,9 @@ from tests.integration.case.support import (
     copy_sqlite,
     free_port,
     migrated_sqlite_template,
-    run_blocking,
     smtp_sink,
 )
+from tests.pgserver import run_blocking
 
 Metadata = tuple[tuple[str, str], ...]
 OFFICERS = 120
@@ -119,7 +119,7 @@ def seeded_directory(folder: Path) -> Path:
         finally:
             await engine.dispose()
 
-    run_blocking(seed)
+    run_blocking(seed())
     return path
 
 

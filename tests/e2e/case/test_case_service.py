@@ -25,8 +25,9 @@ from services.common.grants import GrantVerifier
 from synthcity.city import Role as OfficerRole
 from tests.e2e.case.conftest import Stack
 from tests.integration.case.support import smtp_sink
+from tests.person_numbers import with_wrong_check_digit
 from tests.rich_errors import field_violations, reason_of
-from tests.unit.case.builders import ASTRID, BERTIL, with_wrong_check_digit
+from tests.unit.case.builders import ASTRID, BERTIL
 
 FARSTA_UNIT = "units/farsta-bestallarenhet"
 SUMMARY = "Astrid ringer: hemtjänsten har inte kommit på två dagar."

@@ -13,8 +13,8 @@ from services.common.auth import SigningKey
 from services.common.devissuer import DevIssuer
 from synthcity.city import ContactPolicy
 from tests.e2e.directory.conftest import bearer
+from tests.person_numbers import person_number
 from tests.rich_errors import error_info
-from tests.unit.directory.builders import person_number
 
 CITIZEN_NUMBER = person_number(date(1938, 4, 12))
 

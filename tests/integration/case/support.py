@@ -3,17 +3,14 @@ and a real SMTP sink on a free port."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +27,7 @@ from services.common.audit_writer import AccessLogWriter
 from services.common.db import create_engine
 from services.common.migrate import upgrade_to_head
 from services.common.runtime import open_database
-from tests.pgserver import SUPERUSER, PostgresServer
+from tests.pgserver import PostgresServer, run_blocking
 from tests.unit.case.builders import AGENT, ASTRID, Clock, contact, local, new_case
 
 # A Monday morning in December: no summer hours, no holidays near.
@@ -128,32 +125,12 @@ def smtp_sink(port: int) -> Iterator[MailStore]:
 # service still runs its own (then empty) upgrade to head when it opens it.
 
 
-def run_blocking(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Runs a coroutine to completion from a synchronous fixture, whatever loop this thread may have."""
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(work())
-        except BaseException as error:
-            failure.append(error)
-
-    worker = threading.Thread(target=target, name="case-test-template")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
-
-
-def migrate(url: str, migrations: Path = MIGRATIONS) -> Callable[[], Coroutine[Any, Any, None]]:
-    async def work() -> None:
-        engine = create_engine(url)
-        try:
-            await upgrade_to_head(engine, migrations)
-        finally:
-            await engine.dispose()
-
-    return work
+async def migrate(url: str, migrations: Path = MIGRATIONS) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade_to_head(engine, migrations)
+    finally:
+        await engine.dispose()
 
 
 def migrated_sqlite_template(folder: Path) -> Path:
@@ -181,18 +158,8 @@ def migrated_postgres_template(server: PostgresServer) -> str:
 def postgres_copy(server: PostgresServer, template: str) -> Iterator[str]:
     """A database of its own for one test, created from the migrated template, dropped afterwards."""
     name = f"test_{uuid.uuid4().hex[:16]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(
-            host=server.host, port=server.port, user=SUPERUSER, database="postgres"
-        )
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        finally:
-            await connection.close()
-
-    run_blocking(create)
+    url = server.create_database(name, template=template)
     try:
-        yield server.url(name)
+        yield url
     finally:
         server.drop_database(name)

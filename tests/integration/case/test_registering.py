@@ -20,6 +20,7 @@ from tests.integration.case.support import (
     row_counts,
     running_cases,
 )
+from tests.person_numbers import with_wrong_check_digit
 from tests.unit.case.builders import (
     AGENT,
     ASTRID,
@@ -31,7 +32,6 @@ from tests.unit.case.builders import (
     officer,
     routing_for,
     violated_fields,
-    with_wrong_check_digit,
 )
 
 

@@ -10,19 +10,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import asyncpg
 
 from services.common.audit_writer import MemoryAccessLog
 from services.common.runtime import open_database
 from services.directory import handlers
 from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
-from tests.pgserver import SUPERUSER, PostgresServer
+from tests.pgserver import PostgresServer, run_blocking
 from tests.unit.directory.builders import ADMIN
 from tests.unit.directory.cities import city_files
 
@@ -33,12 +28,6 @@ class Templates:
 
     empty: str
     seeded: str
-
-
-def run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
-    # Session fixtures may be set up while a test's event loop runs; a thread has a loop of its own.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, coroutine).result()
 
 
 async def prepare(database_url: str, *, seed: bool) -> None:
@@ -83,11 +72,4 @@ def build_postgres_templates(server: PostgresServer) -> Templates:
 async def clone_postgres(server: PostgresServer, template: str) -> tuple[str, str]:
     """A new database copied from `template`: its name and URL."""
     name = f"test_{uuid.uuid4().hex[:16]}"
-    connection = await asyncpg.connect(
-        host=server.host, port=server.port, user=SUPERUSER, database="postgres"
-    )
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await connection.close()
-    return name, server.url(name)
+    return name, await asyncio.to_thread(server.create_database, name, template=template)

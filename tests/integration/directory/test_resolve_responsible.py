@@ -16,7 +16,8 @@ from services.directory.model import ContactPolicy, Decision, OfficerRole
 from services.directory.store import access_log
 from synthcity.city import City
 from synthcity.people import Person, generate_people
-from tests.unit.directory.builders import AGENT, absence, caller, person_number
+from tests.person_numbers import person_number
+from tests.unit.directory.builders import AGENT, absence, caller
 
 # Months away from the synthetic city's absences, which lie around 23 November 2026.
 SUMMER = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)

@@ -20,29 +20,11 @@ from services.case.model import (
 from services.common.auth import Caller, Role
 from services.common.business_calendar import STOCKHOLM
 from services.common.errors import DomainError, InvalidArgument, Unavailable
+from tests.person_numbers import person_number
 
-
-def luhn_check_digit(nine_digits: str) -> int:
-    total = 0
-    for index, char in enumerate(nine_digits):
-        product = int(char) * (2 if index % 2 == 0 else 1)
-        total += product - 9 if product > 9 else product
-    return (10 - total % 10) % 10
-
-
-def person_number(born: date, serial: str = "238") -> str:
-    """A valid twelve-digit person number for someone born on `born`."""
-    ten = f"{born:%y%m%d}{serial}"
-    return f"{born.year // 100}{ten}{luhn_check_digit(ten)}"
-
-
-def with_wrong_check_digit(number: str) -> str:
-    return number[:-1] + str((int(number[-1]) + 1) % 10)
-
-
-ASTRID = person_number(date(1938, 4, 12), "242")
-BERTIL = person_number(date(1941, 9, 3), "157")
-CARIN = person_number(date(1935, 1, 27), "366")
+ASTRID = person_number(date(1938, 4, 12), serial="242")
+BERTIL = person_number(date(1941, 9, 3), serial="157")
+CARIN = person_number(date(1935, 1, 27), serial="366")
 
 
 def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:

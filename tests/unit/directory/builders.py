@@ -6,7 +6,7 @@ Shared by the directory's unit, integration and end-to-end tests, so it imports 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from services.common.auth import Caller, Role
@@ -27,21 +27,6 @@ from services.directory.model import (
 
 OFFICE_HOURS = tuple(WeeklyPeriod(day, time(8, 0), time(16, 30)) for day in range(1, 6))
 MONDAY_NOON = datetime(2026, 6, 15, 10, 0, tzinfo=UTC)
-
-
-def luhn_check_digit(nine_digits: str) -> int:
-    total = 0
-    for index, char in enumerate(nine_digits):
-        product = int(char) * (2 if index % 2 == 0 else 1)
-        total += product - 9 if product > 9 else product
-    return (10 - total % 10) % 10
-
-
-def person_number(born: date, *, serial: str = "238", coordination: bool = False) -> str:
-    """A valid twelve-digit person number, or coordination number (day + 60), for someone born on `born`."""
-    day = born.day + (60 if coordination else 0)
-    ten = f"{born:%y%m}{day:02d}{serial}"
-    return f"{born.year // 100}{ten}{luhn_check_digit(ten)}"
 
 
 def caller(role: Role, *, unit: str | None = None, subject: str | None = None) -> Caller:

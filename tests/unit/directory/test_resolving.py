@@ -14,13 +14,13 @@ from services.directory.model import (
     UnitSnapshot,
     resolve_in_unit,
 )
+from tests.person_numbers import person_number
 from tests.unit.directory.builders import (
     MONDAY_NOON,
     absence,
     area,
     district,
     officer,
-    person_number,
     rule,
     snapshot,
     unit,
