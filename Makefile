@@ -47,8 +47,8 @@ migrate: $(STAMP_PROTO)
 	$(PY) -m services.common.migrate directory case
 
 seed: migrate
-	$(PY) -m services.directory.seed
-	$(PY) -m services.case.seed
+	$(PY) -m synthcity.seed_directory
+	$(PY) -m synthcity.seed_cases
 
 run: $(STAMP_PROTO)
 	$(PY) -m scripts.run_local

@@ -57,7 +57,6 @@ from bench.harness import (
     Call,
     ServiceProcess,
     emit,
-    free_port,
     note,
     postgres_database,
     postgres_pids,
@@ -74,10 +73,11 @@ from services.common.db import create_engine
 from services.common.devissuer import DevIssuer
 from services.common.migrate import upgrade_to_head
 from services.directory.main import DirectorySettings
-from services.directory.seed import seed as seed_directory
+from support.ports import free_port
 from synthcity.cases import case_rows, generate_cases, unit_queue_rows
 from synthcity.city import City, generate_city
 from synthcity.city import Role as CityRole
+from synthcity.seed_directory import seed as seed_directory
 
 TARGETS = {
     "create_case_calls_per_s": 500,

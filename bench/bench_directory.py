@@ -41,7 +41,6 @@ from bench.harness import (
     echo_server_process,
     emit,
     exit_on_sigterm,
-    free_port,
     note,
     postgres_database,
     postgres_pids,
@@ -49,9 +48,10 @@ from bench.harness import (
 )
 from services.common.devissuer import DevIssuer
 from services.directory.main import DirectorySettings
-from services.directory.seed import seed
+from support.ports import free_port
 from synthcity.city import Role, generate_city
 from synthcity.people import Person, generate_people
+from synthcity.seed_directory import seed
 
 TARGETS = {"resolve_calls_per_s": 1500, "resolve_p99_ms": 25, "search_calls_per_s": 800}
 

@@ -25,7 +25,6 @@ import multiprocessing
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.echo_server import ECHO_METHOD
-from tests.pgserver import PostgresServer
+from support.pgserver import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -104,13 +103,6 @@ def postgres_pids(server: PostgresServer) -> list[int]:
 
 
 # ---- processes --------------------------------------------------------------------------------------------
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class ServiceProcess:

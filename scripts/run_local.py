@@ -34,7 +34,7 @@ class Component:
 
 
 COMPONENTS = [
-    Component("smtp-sink", "scripts.smtp_sink", "SMTP_SINK_PORT", 2525, grpc=False),
+    Component("smtp-sink", "support.smtp_sink", "SMTP_SINK_PORT", 2525, grpc=False),
     Component("directory", "services.directory.main", "DIRECTORY_PORT", 50052),
     Component("case", "services.case.main", "CASE_PORT", 50051),
 ]
@@ -73,8 +73,8 @@ async def wait_serving(address: str, deadline: float) -> bool:
 def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     print("== migrating and seeding the local databases under var/", flush=True)
-    run_step("-m", "services.directory.seed")
-    run_step("-m", "services.case.seed")
+    run_step("-m", "synthcity.seed_directory")
+    run_step("-m", "synthcity.seed_cases")
     children: list[tuple[Component, subprocess.Popen[bytes]]] = []
     logs = ROOT / "var" / "log"
     logs.mkdir(exist_ok=True)

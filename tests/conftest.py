@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.pgserver import MISSING_BINARIES_MESSAGE, PostgresServer
+from support.pgserver import MISSING_BINARIES_MESSAGE, PostgresServer
 
 # ---------------------------------------------------------------------------------------------------------
 # PostgreSQL: one real server per session, a fresh database per test.

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.pgserver import SUPERUSER, PostgresServer
+from support.pgserver import SUPERUSER, PostgresServer
 
 
 def _port_accepts_connections(host: str, port: int) -> bool:
@@ -146,7 +146,7 @@ def test_stopped_server_leaves_no_process_and_no_folder(postgres_server: Postgre
 def test_server_is_stopped_when_its_owner_is_killed(postgres_server: PostgresServer) -> None:
     owner_script = (
         "import time\n"
-        "from tests.pgserver import PostgresServer\n"
+        "from support.pgserver import PostgresServer\n"
         "server = PostgresServer()\n"
         "server.start()\n"
         "print(server.port, server.folder, flush=True)\n"

@@ -17,7 +17,6 @@ from aldredirekt.case.v1 import case_pb2_grpc
 from aldredirekt.directory.v1 import directory_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scripts.smtp_sink import MailStore
 from services.case.directory_client import GrpcDirectory
 from services.case.handlers import Cases
 from services.case.mail import OutboxDispatcher, SmtpTransport
@@ -29,16 +28,17 @@ from services.common.runtime import build_verifier, open_database, start_service
 from services.common.server import GrpcServer
 from services.directory import handlers as directory_handlers
 from services.directory import main as directory_main
-from services.directory.seed import SEEDER
+from support.pgserver import run_blocking
+from support.ports import free_port
+from support.smtp_sink import MailStore
 from synthcity.city import City, generate_city
 from synthcity.directory_csv import directory_csv_files
+from synthcity.seed_directory import SEEDER
 from tests.integration.case.support import (
     copy_sqlite,
-    free_port,
     migrated_sqlite_template,
     smtp_sink,
 )
-from tests.pgserver import run_blocking
 
 Metadata = tuple[tuple[str, str], ...]
 OFFICERS = 120
@@ -97,7 +97,7 @@ class Stack:
 @dataclass(frozen=True)
 class Templates:
     """Databases prepared once per session and copied for each test: the case database migrated, the
-    directory's migrated and seeded with the synthetic city through the import services.directory.seed
+    directory's migrated and seeded with the synthetic city through the import synthcity.seed_directory
     uses."""
 
     case: Path

@@ -9,22 +9,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scripts.smtp_sink import MailStore
 from services.case.handlers import Cases
 from services.case.mail import OutboxDispatcher, SmtpSettings, SmtpTransport
 from services.case.main import CaseSettings
+from support.pgserver import PostgresServer
+from support.ports import free_port
+from support.smtp_sink import MailStore
 from tests.integration.case.support import (
     START,
     case_settings,
     copy_sqlite,
-    free_port,
     migrated_postgres_template,
     migrated_sqlite_template,
     postgres_copy,
     running_cases,
     smtp_sink,
 )
-from tests.pgserver import PostgresServer
 from tests.unit.case.builders import Clock, FakeDirectory
 
 

@@ -4,7 +4,6 @@ and a real SMTP sink on a free port."""
 from __future__ import annotations
 
 import shutil
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -15,7 +14,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scripts.smtp_sink import MailStore, start_sink
 from services.case import handlers
 from services.case.directory_client import Directory
 from services.case.handlers import Cases
@@ -27,7 +25,8 @@ from services.common.audit_writer import AccessLogWriter
 from services.common.db import create_engine
 from services.common.migrate import upgrade_to_head
 from services.common.runtime import open_database
-from tests.pgserver import PostgresServer, run_blocking
+from support.pgserver import PostgresServer, run_blocking
+from support.smtp_sink import MailStore, start_sink
 from tests.unit.case.builders import AGENT, ASTRID, Clock, contact, local, new_case
 
 # A Monday morning in December: no summer hours, no holidays near.
@@ -99,13 +98,6 @@ async def forward(cases: Cases, case: Case, *, note: str = "", postal_code: str 
 async def outbox_rows(engine: AsyncEngine) -> list[Any]:
     async with engine.connect() as conn:
         return list(await conn.execute(select(outbox).order_by(outbox.c.id)))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -8,12 +8,12 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scripts.smtp_sink import MailStore
 from services.case import handlers
 from services.case.handlers import Cases
 from services.case.mail import OutboxDispatcher
 from services.case.model import CaseStatus
 from services.common.errors import FailedPrecondition, Unavailable
+from support.smtp_sink import MailStore
 from tests.integration.case.support import SQLITE_ONLY, forward, outbox_rows, register, row_counts
 from tests.unit.case.builders import AGENT, ASTRID, Clock, FakeDirectory, local, routing_for
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scripts.smtp_sink import MailStore
 from services.case import handlers
 from services.case.handlers import Cases, escalate_overdue
 from services.case.mail import OutboxDispatcher
 from services.case.model import EventKind, FeedbackChannel
 from services.common.errors import PermissionDenied
 from services.common.pagination import page_request
+from support.smtp_sink import MailStore
 from tests.integration.case.support import forward, outbox_rows, register
 from tests.unit.case.builders import AGENT, AUDITOR, Clock, local, officer, unit_id_of
 

@@ -12,6 +12,7 @@ from services.common.audit_writer import AccessLogWriter
 from services.common.runtime import open_database
 from services.directory.handlers import Directory
 from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
+from support.pgserver import PostgresServer
 from synthcity.city import City
 from tests.integration.directory.databases import (
     Templates,
@@ -20,7 +21,6 @@ from tests.integration.directory.databases import (
     clone_postgres,
     copy_sqlite,
 )
-from tests.pgserver import PostgresServer
 from tests.unit.directory.cities import small_city
 
 

@@ -17,7 +17,7 @@ from services.common.audit_writer import MemoryAccessLog
 from services.common.runtime import open_database
 from services.directory import handlers
 from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
-from tests.pgserver import PostgresServer, run_blocking
+from support.pgserver import PostgresServer, run_blocking
 from tests.unit.directory.builders import ADMIN
 from tests.unit.directory.cities import city_files
 

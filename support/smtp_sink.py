@@ -1,6 +1,6 @@
 """A local SMTP server that keeps every mail it receives, for `make run` and the tests.
 
-    python -m scripts.smtp_sink [--port 2525] [--dir var/mail]
+    python -m support.smtp_sink [--port 2525] [--dir var/mail]
 
 Each mail is written as <n>.eml in the folder, and a line is printed per mail. It is the mail sink of local
 runs, standing in for the city's mail relay; it never relays anything further.

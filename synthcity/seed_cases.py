@@ -1,6 +1,6 @@
 """Seeds an empty case database with a month of synthetic cases, for demos and local runs.
 
-`python -m services.case.seed [--days 30] [--force]` migrates the case database (CASE_DATABASE_URL) and,
+`python -m synthcity.seed_cases [--days 30] [--force]` migrates the case database (CASE_DATABASE_URL) and,
 unless it already holds cases, stores the cases of the last `--days` days up to now: answered at once,
 forwarded with their deadlines, answered late, still open. With --force the cases already there are
 deleted first. The units and officers are those of the synthetic city the directory is seeded with

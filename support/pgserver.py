@@ -15,7 +15,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any, Self
 
 import asyncpg
+
+from support.ports import free_port
 
 MISSING_BINARIES_MESSAGE = "PostgreSQL server binaries not found; install Debian's postgresql package"
 
@@ -74,13 +75,6 @@ def find_bin_dir() -> Path | None:
 def _major_version(bin_dir: Path) -> tuple[int, ...]:
     # /usr/lib/postgresql/15/bin: compare "15" as a number so that 9.6 sorts below 15.
     return tuple(int(part) for part in re.findall(r"\d+", bin_dir.parent.name))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -234,7 +228,7 @@ class PostgresServer:
         log = self._root / "server.log"
         for attempt in range(1, _START_ATTEMPTS + 1):
             # The port is free when probed but may be taken before the server binds it; then try another.
-            self.port = _free_port()
+            self.port = free_port()
             settings = {**_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self._root}'"}
             config.write_text(base_config + "".join(f"{key} = {value}\n" for key, value in settings.items()))
             try:

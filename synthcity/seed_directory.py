@@ -1,6 +1,6 @@
 """Seeds an empty directory with the synthetic city, through the same checks as a CSV import.
 
-`python -m services.directory.seed [--force]` migrates the directory's database and imports the city
+`python -m synthcity.seed_directory [--force]` migrates the directory's database and imports the city
 unless units already exist (or always, with --force). Only for demos and local runs.
 """
 
