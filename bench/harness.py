@@ -9,6 +9,8 @@
   says whether the client or the machine was the limit rather than the service.
 - `EchoScenario` and `echo_server_process()`: the same load against a bare grpc.aio server on this machine,
   the ceiling a Python gRPC service could reach here.
+- `measure_latency_target()`: a latency target measured at the rate it names, and again at that rate scaled
+  by this run's echo figure, so that a slow or fast machine is not read as a slow or fast service.
 - `emit()`: the one JSON line a benchmark prints on stdout; everything else goes to stderr.
 - `exit_on_sigterm()`: a benchmark stopped with SIGTERM still stops its servers and deletes its folders.
 """
@@ -44,6 +46,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 # Long enough for any call of a loaded service; a call that takes longer counts as an error.
 CALL_TIMEOUT_S = 30.0
+# The echo figure (calls/s, 32 in flight from one client process) of the machine the targets were set on.
+# A run offers each latency target's rate once as written and once times its own echo figure over this.
+REFERENCE_ECHO_CALLS_PER_S = 6000.0
+# An offered load counts as served when at least this share of the calls due were answered in the window.
+SERVED_SHARE = 0.98
 
 _started = time.monotonic()
 
@@ -627,3 +634,69 @@ class EchoScenario:
 def echo_server_process() -> ServiceProcess:
     """The bare echo server (bench.echo_server), not started yet; it picks its own port when it starts."""
     return ServiceProcess("echo server", "bench.echo_server")
+
+
+# ---- latency targets --------------------------------------------------------------------------------------
+
+
+def scaled_rate(target_rate: float, echo_calls_per_s: float) -> float:
+    """The target's rate as it would be offered on the reference machine, on a machine whose echo server
+    answered `echo_calls_per_s` in this run."""
+    if echo_calls_per_s <= 0:
+        raise ValueError("the echo server answered no calls, so there is nothing to scale the rate by")
+    return round(target_rate * echo_calls_per_s / REFERENCE_ECHO_CALLS_PER_S, 1)
+
+
+def latency_met(summary: Mapping[str, Any], *, offered_per_s: float, p99_limit_ms: float) -> bool:
+    """No errors, the offered calls answered (a server that falls behind has not met a latency target,
+    whatever its percentiles say of the calls it did answer), and the p99 within the limit."""
+    return (
+        summary["errors"] == 0
+        and summary["calls_per_s"] >= SERVED_SHARE * offered_per_s
+        and summary["p99_ms"] is not None
+        and summary["p99_ms"] <= p99_limit_ms
+    )
+
+
+def measure_latency_target(
+    scenario: Scenario,
+    *,
+    rate: float,
+    p99_limit_ms: float,
+    echo: LoadResult,
+    in_flight: int,
+    duration_s: float,
+    warmup_s: float,
+    processes: int = 1,
+    cpu_groups: Mapping[str, Callable[[], Iterable[int]]] | None = None,
+) -> dict[str, Any]:
+    """The latency at `rate` offered, and at `rate` scaled by `echo` (this run's echo baseline, measured
+    with the same load at full speed), each judged against the same p99 limit.
+
+    The absolute figure is the one the target names. The scaled one is what to compare between runs:
+    the machine's speed varies by up to 40 % from one run to the next, and a latency measured at a fixed
+    rate swings far more than that near the point where the server stops keeping up.
+    """
+    load: dict[str, Any] = {
+        "in_flight": in_flight,
+        "duration_s": duration_s,
+        "warmup_s": warmup_s,
+        "processes": processes,
+        "cpu_groups": cpu_groups,
+    }
+    scaled_per_s = scaled_rate(rate, echo.calls_per_s)
+    absolute = run_load(scenario, rate=rate, **load).summary()
+    scaled = run_load(scenario, rate=scaled_per_s, **load).summary()
+    return {
+        "offered_per_s": rate,
+        "p99_limit_ms": p99_limit_ms,
+        **absolute,
+        "met": latency_met(absolute, offered_per_s=rate, p99_limit_ms=p99_limit_ms),
+        "scaled": {
+            "echo_calls_per_s": round(echo.calls_per_s, 1),
+            "reference_echo_calls_per_s": REFERENCE_ECHO_CALLS_PER_S,
+            "offered_per_s": scaled_per_s,
+            **scaled,
+            "met": latency_met(scaled, offered_per_s=scaled_per_s, p99_limit_ms=p99_limit_ms),
+        },
+    }
