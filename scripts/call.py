@@ -93,16 +93,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     token = arguments.token
     if not token:
-        from services.common.devissuer import DevIssuer
+        from services.common.devissuer import DevIssuer, check_claims_for_roles
 
-        token = DevIssuer.load_or_create(Path(arguments.dev_dir)).mint(
-            role=arguments.role, unit=arguments.unit, person_number=arguments.person_number
-        )
+        try:
+            check_claims_for_roles(arguments.role, unit=arguments.unit, person_number=arguments.person_number)
+            token = DevIssuer.load_or_create(Path(arguments.dev_dir)).mint(
+                role=arguments.role, unit=arguments.unit, person_number=arguments.person_number
+            )
+        except (ValueError, OSError) as error:
+            parser.exit(2, f"{parser.prog}: error: {error}\n")
     address = arguments.address or f"127.0.0.1:{SERVICES[arguments.service][2]}"
     try:
         print(asyncio.run(call(arguments.service, arguments.method, arguments.body, address, token)))
     except grpc.aio.AioRpcError as error:
-        sys.exit(describe_refusal(error, rich_status(error)))
+        status = rich_status(error)
+        # A channel that cannot connect has no google.rpc status; an UNAVAILABLE these services send has one.
+        if error.code() is grpc.StatusCode.UNAVAILABLE and status is None:
+            sys.exit(f"could not reach {arguments.service} at {address}: is `make run` up?")
+        sys.exit(describe_refusal(error, status))
     except json_format.ParseError as error:
         sys.exit(f"the request body is not valid for {arguments.method}: {error}")
 

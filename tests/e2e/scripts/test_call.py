@@ -1,4 +1,4 @@
-"""`python -m scripts.call` as a process against a real directory process: answers and refusals."""
+"""`python -m scripts.call` as a process against a real directory process: answers, refusals, no server."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from aldredirekt.directory.v1 import directory_pb2 as pb
 from aldredirekt.directory.v1 import directory_pb2_grpc
 from google.protobuf import json_format
 
+from support.ports import free_port
 from tests.e2e.scripts.conftest import REPOSITORY, DirectoryProcess
 
 
@@ -72,3 +73,12 @@ def test_a_refused_role_prints_the_reason_with_its_metadata(directory_process: D
         "PERMISSION_DENIED: this needs one of the roles: directory_admin",
         "  reason: ROLE_NOT_ALLOWED (roles=directory_admin)",
     ]
+
+
+def test_a_service_that_is_not_running_is_named_in_one_line(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+
+    finished = call_script("case", "ListReferenceData", "--address", address, "--dev-dir", str(tmp_path))
+
+    assert finished.returncode == 1
+    assert finished.stderr.splitlines() == [f"could not reach case at {address}: is `make run` up?"]
