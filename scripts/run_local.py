@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from support.ports import HOST
+from support.ports import HOST, port_is_taken
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 20
@@ -90,6 +90,26 @@ def shown(path: Path) -> str:
         return str(path.relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def port_problems(components: Sequence[Component], environ: Mapping[str, str]) -> list[str]:
+    """Why some component could not listen where it is meant to: a bad port variable or a taken port."""
+    problems = []
+    for component in components:
+        try:
+            port = component.port(environ)
+        except ValueError:
+            raw = environ.get(component.port_variable)
+            problems.append(
+                f"{component.port_variable} must be a port number for {component.name}, got {raw!r}"
+            )
+            continue
+        if port_is_taken(port):
+            problems.append(
+                f"port {port} of {component.name} ({component.port_variable}) is taken: "
+                "another `make run` may be up; stop it first"
+            )
+    return problems
 
 
 @dataclass
@@ -248,6 +268,12 @@ def run_step(*args: str) -> None:
 
 
 def main() -> int:
+    # Before anything is seeded or started: a second `make run` must not get halfway and then fail.
+    problems = port_problems(COMPONENTS, os.environ)
+    if problems:
+        for problem in problems:
+            warn(f"!! {problem}")
+        return 1
     (ROOT / "var").mkdir(exist_ok=True)
     print("== migrating and seeding the local databases under var/", flush=True)
     run_step("-m", "synthcity.seed_directory")

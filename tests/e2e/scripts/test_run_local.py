@@ -1,9 +1,13 @@
-"""`make run`'s start-up and watch: a component that fails to start, or dies later, is named with the end of
-its log, and everything else is stopped."""
+"""`make run`'s start-up and watch: a taken port stops it before anything starts; a component that fails to
+start, or dies later, is named with the end of its log, and everything else is stopped."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,16 @@ import pytest
 from scripts import run_local
 from scripts.run_local import LOG_TAIL_LINES, Component
 from support.ports import HOST, free_port
+from tests.e2e.scripts.conftest import REPOSITORY
+
+
+@pytest.fixture
+def held_ports() -> Iterator[list[int]]:
+    """Three ports something else listens on, as another `make run` would."""
+    sockets = [socket.create_server((HOST, 0)) for _ in range(3)]
+    yield [s.getsockname()[1] for s in sockets]
+    for held in sockets:
+        held.close()
 
 
 def stand_in(name: str, tmp_path: Path, *options: str) -> Component:
@@ -32,6 +46,41 @@ def has_ended(tmp_path: Path, name: str) -> bool:
 
 def shown_log(stderr: str) -> list[str]:
     return [line.removeprefix("   ") for line in stderr.splitlines() if line.startswith("   ")]
+
+
+def test_a_taken_port_stops_make_run_before_anything_starts(held_ports: list[int]):
+    smtp, directory, case = held_ports
+    env = {
+        **os.environ,
+        "SMTP_SINK_PORT": str(smtp),
+        "DIRECTORY_PORT": str(directory),
+        "CASE_PORT": str(case),
+    }
+
+    finished = subprocess.run(
+        [sys.executable, "-m", "scripts.run_local"],
+        cwd=REPOSITORY,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert finished.returncode != 0
+    assert finished.stdout == ""
+    problems = finished.stderr.splitlines()
+    for port, name in zip(held_ports, ["smtp-sink", "directory", "case"], strict=True):
+        [line] = [line for line in problems if f"port {port} " in line]
+        assert name in line
+        assert "another `make run` may be up" in line
+
+
+def test_a_port_variable_that_is_not_a_port_is_named():
+    problems = run_local.port_problems(run_local.COMPONENTS, {"DIRECTORY_PORT": "fifty"})
+
+    assert [p for p in problems if "DIRECTORY_PORT" in p] == [
+        "DIRECTORY_PORT must be a port number for directory, got 'fifty'"
+    ]
 
 
 def test_a_service_that_fails_to_start_is_shown_with_its_log_and_the_others_are_stopped(
