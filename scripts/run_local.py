@@ -57,7 +57,9 @@ class Component:
 
 
 COMPONENTS = [
-    Component("smtp-sink", "support.smtp_sink", "SMTP_SINK_PORT", 2525, grpc=False),
+    Component(
+        "smtp-sink", "support.smtp_sink", "SMTP_SINK_PORT", 2525, grpc=False, arguments=("--port", "{port}")
+    ),
     Component("directory", "services.directory.main", "DIRECTORY_PORT", 50052),
     Component("case", "services.case.main", "CASE_PORT", 50051),
 ]
