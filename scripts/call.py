@@ -2,7 +2,8 @@
 
     python -m scripts.call directory ListDistricts '{"page_size": 3}' [--role agent] [--address HOST:PORT]
 
-Without --token a development token is minted for --role (and --unit / --person-number).
+Without --token a development token is minted for --role (and --unit / --person-number). A refused call
+prints its code and message, and the reason and bad fields the service sent with them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,14 @@ import argparse
 import asyncio
 import importlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from google.protobuf import json_format
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 SERVICES: dict[str, tuple[str, str, int]] = {
     # name: (module of the generated code, service, default port)
@@ -44,9 +48,38 @@ async def call(service: str, method: str, body: str, address: str, token: str) -
     return json_format.MessageToJson(response, ensure_ascii=False)
 
 
-def main() -> None:
+def rich_status(error: grpc.aio.AioRpcError) -> status_pb2.Status | None:
+    """The google.rpc.Status the service sent with the error, if it sent one."""
+    try:
+        # An aio error answers the three questions from_call asks of a call, though not typed as one.
+        status: status_pb2.Status | None = rpc_status.from_call(cast(grpc.Call, error))
+    except ValueError:
+        # It contradicts the call's own code or message, which are still worth showing.
+        return None
+    return status
+
+
+def describe_refusal(error: grpc.aio.AioRpcError, status: status_pb2.Status | None) -> str:
+    """The code and message, then the ErrorInfo reason with its metadata and each bad field."""
+    lines = [f"{error.code().name}: {error.details()}"]
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            metadata = ", ".join(f"{key}={value}" for key, value in sorted(info.metadata.items()))
+            lines.append(f"  reason: {info.reason}" + (f" ({metadata})" if metadata else ""))
+        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            detail.Unpack(bad_request)
+            lines.extend(f"  {v.field}: {v.description}" for v in bad_request.field_violations)
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m scripts.call",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("service", choices=sorted(SERVICES))
     parser.add_argument("method")
@@ -57,19 +90,27 @@ def main() -> None:
     parser.add_argument("--unit")
     parser.add_argument("--person-number")
     parser.add_argument("--dev-dir", default="var/dev-issuer")
-    arguments = parser.parse_args()
+    arguments = parser.parse_args(argv)
     token = arguments.token
     if not token:
-        from services.common.devissuer import DevIssuer
+        from services.common.devissuer import DevIssuer, check_claims_for_roles
 
-        token = DevIssuer.load_or_create(Path(arguments.dev_dir)).mint(
-            role=arguments.role, unit=arguments.unit, person_number=arguments.person_number
-        )
+        try:
+            check_claims_for_roles(arguments.role, unit=arguments.unit, person_number=arguments.person_number)
+            token = DevIssuer.load_or_create(Path(arguments.dev_dir)).mint(
+                role=arguments.role, unit=arguments.unit, person_number=arguments.person_number
+            )
+        except (ValueError, OSError) as error:
+            parser.exit(2, f"{parser.prog}: error: {error}\n")
     address = arguments.address or f"127.0.0.1:{SERVICES[arguments.service][2]}"
     try:
         print(asyncio.run(call(arguments.service, arguments.method, arguments.body, address, token)))
     except grpc.aio.AioRpcError as error:
-        sys.exit(f"{error.code().name}: {error.details()}")
+        status = rich_status(error)
+        # A channel that cannot connect has no google.rpc status; an UNAVAILABLE these services send has one.
+        if error.code() is grpc.StatusCode.UNAVAILABLE and status is None:
+            sys.exit(f"could not reach {arguments.service} at {address}: is `make run` up?")
+        sys.exit(describe_refusal(error, status))
     except json_format.ParseError as error:
         sys.exit(f"the request body is not valid for {arguments.method}: {error}")
 

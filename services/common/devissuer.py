@@ -30,6 +30,8 @@ DEV_ISSUER = "https://dev-issuer.aldredirekt.local"
 DEV_AUDIENCE = "aldredirekt"
 KEY_FILE = "key.pem"
 JWKS_FILE = "jwks.json"
+# An officer or a unit manager acts for one unit, which their token names.
+UNIT_ROLES = frozenset({Role.OFFICER, Role.UNIT_MANAGER})
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -132,6 +134,26 @@ def _roles(role: str | list[str]) -> list[Role]:
     return list(dict.fromkeys(known[name] for name in names))
 
 
+def check_claims_for_roles(role: str | list[str], *, unit: str | None, person_number: str | None) -> None:
+    """Refuses a token asked for by hand that lacks a claim its roles need, saying how to add it.
+
+    Besides what mint() refuses, an officer or unit manager needs a unit here: mint() allows one without,
+    since a verifier accepts it and tests use it for a caller outside every unit, but someone typing a
+    command has almost always just forgotten --unit, and would otherwise learn so from a refusal later.
+    """
+    roles = _roles(role)
+    if unit is None and (needing := [str(r) for r in roles if r in UNIT_ROLES]):
+        raise ValueError(
+            f"a token for {' and '.join(needing)} needs a unit: add --unit units/<id> "
+            "(make token: UNIT=units/<id>)"
+        )
+    if person_number is None and Role.CITIZEN in roles:
+        raise ValueError(
+            "a citizen token needs a person number: add --person-number YYYYMMDD-NNNN "
+            "(make token: PERSON=YYYYMMDD-NNNN)"
+        )
+
+
 def _twelve_digits(person_number: str) -> str:
     try:
         return str(parse_person_number(person_number, field="person_number"))
@@ -167,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "mint":
+            # Before the key is created: a refused command leaves nothing behind.
+            check_claims_for_roles(args.role, unit=args.unit, person_number=args.person_number)
         issuer = DevIssuer.load_or_create(args.dir)
         if args.command == "jwks":
             print(issuer.jwks_path.resolve())

@@ -119,3 +119,42 @@ def test_jwks_command_prints_where_the_keys_are_published(
     printed = Path(capsys.readouterr().out.strip())
     assert printed == (tmp_path / "jwks.json").resolve()
     assert json.loads(printed.read_text())["keys"]
+
+
+@pytest.mark.parametrize("roles", [["officer"], ["unit_manager"], ["agent", "officer"]])
+def test_mint_command_for_an_officer_or_unit_manager_without_a_unit_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], roles: list[str]
+) -> None:
+    arguments = ["mint", "--dir", str(tmp_path / "dev-issuer")]
+    for role in roles:
+        arguments += ["--role", role]
+
+    with pytest.raises(SystemExit) as exited:
+        main(arguments)
+
+    output = capsys.readouterr()
+    assert exited.value.code == 2
+    assert output.out == ""
+    assert len(output.err.splitlines()) == 1
+    assert "needs a unit" in output.err
+    assert "--unit" in output.err
+    assert not (tmp_path / "dev-issuer").exists()
+
+
+def test_mint_command_for_a_citizen_without_a_person_number_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["mint", "--role", "citizen", "--dir", str(tmp_path / "dev-issuer")])
+
+    output = capsys.readouterr()
+    assert exited.value.code == 2
+    assert output.out == ""
+    assert len(output.err.splitlines()) == 1
+    assert "needs a person number" in output.err
+    assert "--person-number" in output.err
+
+
+def test_minting_by_library_call_still_allows_an_officer_outside_every_unit(issuer: DevIssuer) -> None:
+    # Tests use such a token for a caller whom every unit's data is closed to; a verifier accepts it.
+    assert issuer.mint(role="officer")
