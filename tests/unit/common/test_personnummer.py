@@ -304,6 +304,91 @@ def test_pattern_finds_candidates_with_and_without_separator():
     assert found == ["640823-3234", "196408233235"]
 
 
+# 400101-1230 is valid: born 1 January 1940, birth number 123, check digit 0.
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param("194001011230", id="12-digits"),
+        pytest.param("19400101-1230", id="12-hyphen"),
+        pytest.param("19400101+1230", id="12-plus"),
+        pytest.param("400101-1230", id="10-hyphen"),
+        pytest.param("4001011230", id="10-digits"),
+        pytest.param("400101+1230", id="10-plus"),
+        pytest.param("19400101 1230", id="12-space"),
+        pytest.param("400101 1230", id="10-space"),
+        pytest.param("400101\u20131230", id="10-en-dash"),
+        pytest.param("19400101\u20131230", id="12-en-dash"),
+        pytest.param("400101\u20141230", id="10-em-dash"),
+        pytest.param("400101\u00a01230", id="10-no-break-space"),
+        pytest.param("19400101\u00a01230", id="12-no-break-space"),
+        pytest.param("400101\u22121230", id="10-minus-sign"),
+        pytest.param("1940 01 01-1230", id="12-spaced-date"),
+        pytest.param("19400101-12 30", id="12-spaced-birth-number"),
+        pytest.param("40 01 01 - 1230", id="10-spaced-all"),
+        pytest.param("400101 - 1230", id="10-spaced-hyphen"),
+        pytest.param("1940-01-01-1230", id="12-hyphenated-date"),
+        pytest.param("1940.01.01-1230", id="12-dotted-date"),
+        pytest.param("40.01.01-1230", id="10-dotted-date"),
+        pytest.param("1940\u00a001\u00a001\u00a01230", id="12-no-break-spaces"),
+        pytest.param("400161-1237", id="coordination-number"),
+        pytest.param("40 01 61 1237", id="spaced-coordination-number"),
+    ],
+)
+def test_redaction_replaces_a_person_number_however_it_is_typed(written: str):
+    text = f"Ringde om {written}, vill ha återkoppling."
+    assert redact_person_numbers(text) == "Ringde om [personnummer], vill ha återkoppling."
+
+
+def test_redaction_replaces_a_typed_number_at_the_very_start_and_end_of_the_text():
+    assert redact_person_numbers("40 01 01 - 1230") == "[personnummer]"
+    assert redact_person_numbers("1940.01.01-1230 ringde") == "[personnummer] ringde"
+
+
+def test_a_ten_digit_number_whose_year_looks_like_a_century_is_found_before_more_digits():
+    # 190101-1237 (born 2019) followed by " 10" also reads as 1901-01-12, birth number 37 10, which
+    # fails the check; the same start must then be read again as ten digits.
+    text = "190101-1237 10"
+    candidate = PERSON_NUMBER_PATTERN.search(text)
+    assert candidate is not None
+    assert candidate.group() == text
+    assert luhn("010112371") != "0"
+    assert redact_person_numbers(text) == "[personnummer] 10"
+
+
+def test_digits_typed_just_before_a_number_cannot_hide_it():
+    # "06 06 12 01 01" is itself a candidate (2006-06-12, birth number 01 01) that fails the check and
+    # takes the start of 120101-1234 with it.
+    assert luhn("060612010") != "1"
+    assert redact_person_numbers("06 06 12 01 01 1234") == "06 06 [personnummer]"
+
+
+def test_a_candidate_that_passes_and_overlaps_a_number_is_redacted_together_with_it():
+    # "10 10 12 01 01" passes the check too; redacting only it would leave the birth number 1234.
+    assert luhn("101012010") == "1"
+    assert redact_person_numbers("10 10 12 01 01 1234") == "[personnummer]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Växeln 08-80 65 65, mobil 070-123 45 67",
+        "ring 070 123 45 67 eller 0701234567",
+        "ring +46 70 123 45 67 eller 0771-12 12 12",
+        "besök 2026-12-01, 20261201 eller 1 december",
+        "besöket 2026-12-01 10:15:42 varade 2026-06-01T10:15:42.123456+00:00",
+        "datum 01.12.2026 och 1940-01-01, född 19400101",
+        "faktura 1 234 567 kr, 12 500,00 kr och 1 940 010 112 kr",
+        "OCR 40010112301234 bankgiro 5050-1055 konto 8327-9, 123 456 789-0",
+        "114 55 Stockholm, cases/19400101123",
+        "trace 4bf92f35-77b3-4da6-a3ce-929d0e0e4736",
+        "400101-1231 har fel kontrollsiffra, 1940 01 01 - 1231 också",
+        "400132-1233 och 401301-1236 klarar kontrollen men har ingen sådan dag eller månad",
+    ],
+)
+def test_redaction_leaves_typed_phone_numbers_dates_and_amounts_alone(text: str):
+    assert redact_person_numbers(text) == text
+
+
 # --- properties ------------------------------------------------------------------------------------------
 
 
