@@ -18,6 +18,7 @@ from services.common.personnummer import (
     parse_person_number,
     redact_person_numbers,
 )
+from tests.person_numbers import person_number
 
 TODAY = date(2026, 6, 1)
 
@@ -475,6 +476,84 @@ def test_redaction_leaves_no_valid_person_number_in_the_text(data: st.DataObject
 @given(text=st.text(alphabet=st.characters(exclude_categories=["Nd"])))
 def test_redaction_does_not_change_text_without_digits(text: str):
     assert redact_person_numbers(text) == text
+
+
+# How people type the gaps between the parts of a number.
+_TYPED_SPACES = [" ", "\u00a0", "\u2009", "\u202f"]
+_TYPED_DASHES = ["-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212"]
+
+
+@st.composite
+def typed_person_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """A valid number as a person might type it, and its twelve digits."""
+    born = draw(st.dates(min_value=date(1800, 1, 1), max_value=TODAY))
+    serial = draw(st.integers(min_value=1, max_value=999))
+    digits = person_number(born, serial=f"{serial:03d}", coordination=draw(st.booleans()))
+    year = draw(st.sampled_from([digits[:4], digits[2:4]]))
+    date_gap = st.sampled_from(["", ".", *_TYPED_SPACES, *_TYPED_DASHES])
+    month_gap, day_gap = draw(date_gap), draw(date_gap)
+    separator = draw(st.sampled_from(["", "+", *_TYPED_SPACES, *_TYPED_DASHES]))
+    if separator not in ("", *_TYPED_SPACES):
+        space = st.sampled_from(["", *_TYPED_SPACES])
+        separator = draw(space) + separator + draw(space)
+    birth_gap = draw(st.sampled_from(["", *_TYPED_SPACES]))
+    birth_number = f"{digits[8:10]}{birth_gap}{digits[10:]}"
+    return f"{year}{month_gap}{digits[4:6]}{day_gap}{digits[6:8]}{separator}{birth_number}", digits
+
+
+_ASCII_DIGITS = "0123456789"
+# Text around the numbers leans on the characters that also separate their parts, so that it tests
+# how far a candidate reaches; no ASCII digit at either end, or it would join the number's run.
+_EDGE = st.one_of(
+    st.sampled_from([*_TYPED_SPACES, *_TYPED_DASHES, ".", "+", ",", ":", "/", "(", ")", "a", "Ö"]),
+    st.characters(exclude_characters=_ASCII_DIGITS, exclude_categories=["Cs"]),
+)
+
+
+def _surrounding(inside: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    middle = st.text(alphabet=inside, max_size=10)
+    return st.one_of(_EDGE, st.builds(lambda a, m, b: a + m + b, _EDGE, middle, _EDGE))
+
+
+_WITHOUT_DIGITS = _surrounding(_EDGE)
+_WITH_DIGITS = _surrounding(st.one_of(_EDGE, st.sampled_from(_ASCII_DIGITS)))
+
+
+def _only_digits(text: str) -> str:
+    return "".join(char for char in text if char in _ASCII_DIGITS)
+
+
+@given(data=st.data())
+def test_no_digit_of_a_typed_number_survives_redaction(data: st.DataObject):
+    pieces = [data.draw(_WITHOUT_DIGITS)]
+    numbers_typed = data.draw(st.lists(typed_person_numbers(), min_size=1, max_size=4))
+    for written, _ in numbers_typed:
+        pieces += (written, data.draw(_WITHOUT_DIGITS))
+
+    redacted = redact_person_numbers("".join(pieces))
+
+    # The text around the numbers has no digits, so any digit left over is part of a number.
+    assert _only_digits(redacted) == ""
+    assert "[personnummer]" in redacted
+
+
+@given(data=st.data())
+def test_a_typed_number_does_not_survive_redaction_next_to_other_digits(data: st.DataObject):
+    pieces = [data.draw(_WITH_DIGITS)]
+    numbers_typed = data.draw(st.lists(typed_person_numbers(), min_size=1, max_size=4))
+    for written, _ in numbers_typed:
+        pieces += (written, data.draw(_WITH_DIGITS))
+    text = "".join(pieces)
+
+    redacted = redact_person_numbers(text)
+
+    # Whatever digits remain came from the text around the numbers.
+    assert len(_only_digits(redacted)) <= len(_only_digits(text)) - sum(
+        len(_only_digits(written)) for written, _ in numbers_typed
+    )
+    for written, digits in numbers_typed:
+        assert written not in redacted
+        assert digits[2:] not in _only_digits(redacted)
 
 
 @given(data=st.data())
