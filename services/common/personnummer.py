@@ -46,23 +46,26 @@ _FORMAT_DESCRIPTION = (
 )
 
 # How people type the parts apart: a space (ordinary, no-break, thin or narrow no-break), and for the
-# separator a hyphen or any dash a word processor or phone keyboard puts in its place.
-_SPACES = " \u00a0\u2009\u202f"
-_DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212"
-# Between year, month and day at most one character, which may also be a dot ("1940.01.01").
-_DATE_GAP = f"[{_SPACES}.{_DASHES}]?"
+# separator a hyphen or any dash a word processor or phone keyboard puts in its place. Each may also
+# come escaped, the way repr() writes the spaces (a %r log argument, a dict in a log's extra fields)
+# and json.dumps() writes them and the dashes: "\xa0", "\u00a0", "\u2013".
+_SPACE = r"(?:[ \u00a0\u2009\u202f]|\\(?:xa0|u00a0|u2009|u202f))"
+_DASH = r"(?:[\-\u2010-\u2014\u2212]|\\u(?:201[0-4]|2212))"
+# Between year, month and day at most one of them, or a dot ("1940.01.01").
+_DATE_GAP = f"(?:{_SPACE}|{_DASH}|\\.)?"
 # Between the date and the birth number "-", "+" or a dash, alone or with a space either side
-# ("40 01 01 - 1230"), or just a space. At most three characters, so nothing here can backtrack far.
-_SEPARATOR = f"[{_SPACES}]?[+{_DASHES}]?[{_SPACES}]?"
+# ("40 01 01 - 1230"), or just a space. At most three of them, so nothing here can backtrack far.
+_SEPARATOR = f"{_SPACE}?(?:{_DASH}|\\+)?{_SPACE}?"
 # The first digit comes before the look-behind so that the engine can skip straight to the next digit;
-# with the look-behind first it would start the whole pattern at every character of a log line.
-_START = r"[0-9](?<![0-9]{2})[0-9]"
+# with the look-behind first it would start the whole pattern at every character of a log line. A
+# digit before the number that ends an escape ("\xa0", "\u2009") is not part of a longer run.
+_START = r"[0-9](?:(?<![0-9]{2})|(?<=\\x[0-9a-f]{2}[0-9])|(?<=\\u[0-9a-f]{4}[0-9]))[0-9]"
 # The two digits just read are the century if they are one Skatteverket uses and two more follow.
 _YEAR_AFTER_CENTURY = r"(?:(?<=18|19|20)[0-9]{2})?"
 _AFTER_YEAR = (
     f"{_DATE_GAP}(?:0[1-9]|1[0-2])"
     f"{_DATE_GAP}(?:0[1-9]|[12][0-9]|3[01]|6[1-9]|[78][0-9]|9[01])"
-    f"{_SEPARATOR}[0-9]{{2}}[{_SPACES}]?[0-9]{{2}}"
+    f"{_SEPARATOR}[0-9]{{2}}{_SPACE}?[0-9]{{2}}"
     r"(?![0-9])"
 )
 
@@ -77,7 +80,8 @@ PERSON_NUMBER_PATTERN: re.Pattern[str] = re.compile(_START + _YEAR_AFTER_CENTURY
 # The same start read as ten digits, for someone born in a year like 1918 or 2019 whose first two
 # digits also look like a century.
 _TEN_DIGIT_CANDIDATE = re.compile(_START + _AFTER_YEAR)
-_NOT_A_DIGIT = re.compile(r"[^0-9]")
+# An escape inside a candidate is one of the gaps above; its hexadecimal digits are not the number's.
+_NOT_A_DIGIT = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4})|[^0-9]")
 
 _REDACTED = "[personnummer]"
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
 from unittest import mock
@@ -369,6 +370,29 @@ def test_a_candidate_that_passes_and_overlaps_a_number_is_redacted_together_with
     assert redact_person_numbers("10 10 12 01 01 1234") == "[personnummer]"
 
 
+@pytest.mark.parametrize("render", [repr, json.dumps], ids=["repr", "json"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "400101\u00a01230",
+        "1940\u202f01\u202f01\u20131230",
+        "40 01 01\u2009\u2212\u20091230",
+        "400101\u20141230",
+    ],
+)
+def test_redaction_replaces_a_typed_number_whose_spaces_and_dashes_were_escaped(render, written: str):
+    # A %r log argument or a dict in a log's extra fields reaches the filter through repr(), which
+    # writes a no-break space as "\xa0"; a logged JSON body has "\u00a0" and "\u2013".
+    text = render(f"Pnr:\u00a0{written}, ring upp")
+    assert render("x") != "x"
+    assert redact_person_numbers(text) == render("Pnr:\u00a0[personnummer], ring upp")
+
+
+def test_an_escape_before_a_number_that_ends_in_a_digit_does_not_hide_it():
+    assert redact_person_numbers("'\\xa0400101-1230'") == "'\\xa0[personnummer]'"
+    assert redact_person_numbers('"\\u2009400101-1230"') == '"\\u2009[personnummer]"'
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -534,6 +558,27 @@ def test_no_digit_of_a_typed_number_survives_redaction(data: st.DataObject):
 
     # The text around the numbers has no digits, so any digit left over is part of a number.
     assert _only_digits(redacted) == ""
+    assert "[personnummer]" in redacted
+
+
+# Without backslashes of its own, so that every escape in the rendered text stands for one character.
+_PLAIN = st.text(
+    alphabet=st.sampled_from([*_TYPED_SPACES, *_TYPED_DASHES, ".", "+", ",", ":", "'", '"', "a", "Ö", "\n"]),
+    min_size=1,
+    max_size=8,
+)
+_ESCAPE = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+@given(data=st.data(), render=st.sampled_from([repr, json.dumps]))
+def test_no_digit_of_a_typed_number_survives_redaction_of_its_repr_or_json(data: st.DataObject, render):
+    pieces = [data.draw(_PLAIN)]
+    for written, _ in data.draw(st.lists(typed_person_numbers(), min_size=1, max_size=3)):
+        pieces += (written, data.draw(_PLAIN))
+
+    redacted = redact_person_numbers(render("".join(pieces)))
+
+    assert _only_digits(_ESCAPE.sub("", redacted)) == ""
     assert "[personnummer]" in redacted
 
 
