@@ -12,6 +12,7 @@ real clock, and a number parsed in a test, a replay or a batch job must mean the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
@@ -44,20 +45,43 @@ _FORMAT_DESCRIPTION = (
     "must be 10 or 12 digits, written YYMMDD-NNNC, YYMMDD+NNNC, YYMMDDNNNC, YYYYMMDD-NNNC or YYYYMMDDNNNC"
 )
 
-# Candidates in free text: a plausible month and day (or day + 60) keep dates, amounts and reference
-# numbers that merely happen to have ten digits out; the look-arounds keep parts of longer digit runs
-# (account numbers, international phone numbers) out. The Luhn check in `redact_person_numbers`
-# decides the rest.
-PERSON_NUMBER_PATTERN: re.Pattern[str] = re.compile(
-    r"(?<![0-9])"
-    r"(?:18|19|20)?"
-    r"[0-9]{2}"
-    r"(?:0[1-9]|1[0-2])"
-    r"(?:0[1-9]|[12][0-9]|3[01]|6[1-9]|[78][0-9]|9[01])"
-    r"[-+]?"
-    r"[0-9]{4}"
+# How people type the parts apart: a space (ordinary, no-break, thin or narrow no-break), and for the
+# separator a hyphen or any dash a word processor or phone keyboard puts in its place. Each may also
+# come escaped, the way repr() writes the spaces (a %r log argument, a dict in a log's extra fields)
+# and json.dumps() writes them and the dashes: "\xa0", "\u00a0", "\u2013".
+_SPACE = r"(?:[ \u00a0\u2009\u202f]|\\(?:xa0|u00a0|u2009|u202f))"
+_DASH = r"(?:[\-\u2010-\u2014\u2212]|\\u(?:201[0-4]|2212))"
+# Between year, month and day at most one of them, or a dot ("1940.01.01").
+_DATE_GAP = f"(?:{_SPACE}|{_DASH}|\\.)?"
+# Between the date and the birth number "-", "+" or a dash, alone or with a space either side
+# ("40 01 01 - 1230"), or just a space. At most three of them, so nothing here can backtrack far.
+_SEPARATOR = f"{_SPACE}?(?:{_DASH}|\\+)?{_SPACE}?"
+# The first digit comes before the look-behind so that the engine can skip straight to the next digit;
+# with the look-behind first it would start the whole pattern at every character of a log line. A
+# digit before the number that ends an escape ("\xa0", "\u2009") is not part of a longer run.
+_START = r"[0-9](?:(?<![0-9]{2})|(?<=\\x[0-9a-f]{2}[0-9])|(?<=\\u[0-9a-f]{4}[0-9]))[0-9]"
+# The two digits just read are the century if they are one Skatteverket uses and two more follow.
+_YEAR_AFTER_CENTURY = r"(?:(?<=18|19|20)[0-9]{2})?"
+_AFTER_YEAR = (
+    f"{_DATE_GAP}(?:0[1-9]|1[0-2])"
+    f"{_DATE_GAP}(?:0[1-9]|[12][0-9]|3[01]|6[1-9]|[78][0-9]|9[01])"
+    f"{_SEPARATOR}[0-9]{{2}}{_SPACE}?[0-9]{{2}}"
     r"(?![0-9])"
 )
+
+# Candidates in free text, as people type them: 10 or 12 digits, with or without separators, with
+# spaces, dots or dashes between year, month and day and a space inside the birth number
+# ("1940 01 01-12 30"). A plausible month and day (or day + 60) keep dates, amounts and reference
+# numbers that merely happen to have ten digits out; the look-arounds keep parts of longer digit runs
+# (account numbers, international phone numbers) out. The Luhn check in `redact_person_numbers`
+# decides the rest. Every part has a bounded length, so a match costs a bounded number of steps at
+# each start and the scan of a line stays linear in its length.
+PERSON_NUMBER_PATTERN: re.Pattern[str] = re.compile(_START + _YEAR_AFTER_CENTURY + _AFTER_YEAR)
+# The same start read as ten digits, for someone born in a year like 1918 or 2019 whose first two
+# digits also look like a century.
+_TEN_DIGIT_CANDIDATE = re.compile(_START + _AFTER_YEAR)
+# An escape inside a candidate is one of the gaps above; its hexadecimal digits are not the number's.
+_NOT_A_DIGIT = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4})|[^0-9]")
 
 _REDACTED = "[personnummer]"
 
@@ -218,12 +242,44 @@ def mask_person_number(raw_or_pn: str | PersonNumber) -> str:
     return f"{number.digits[:8]}-****"
 
 
-def _redact_candidate(match: re.Match[str]) -> str:
-    candidate = match.group()
-    digits = candidate.replace("-", "").replace("+", "")
-    return _REDACTED if _passes_luhn(digits[-10:]) else candidate
+def _person_number_end(text: str, candidate: re.Match[str]) -> int | None:
+    """Where the person number that starts with `candidate` ends, or None if it is none."""
+    digits = _NOT_A_DIGIT.sub("", candidate.group())
+    if _passes_luhn(digits[-10:]):
+        return candidate.end()
+    if len(digits) == 12:
+        shorter = _TEN_DIGIT_CANDIDATE.match(text, candidate.start())
+        if shorter is not None and _passes_luhn(_NOT_A_DIGIT.sub("", shorter.group())):
+            return shorter.end()
+    return None
+
+
+def _person_number_spans(text: str) -> Iterator[tuple[int, int]]:
+    # Each start of a digit run is tried, also inside a candidate that failed or passed: digits typed
+    # just before a number ("06 06 12 01 01 1234") can make a candidate that swallows its beginning.
+    # Every start is tried once (a twelve-digit candidate's twice), so this stays linear too.
+    position = 0
+    while (candidate := PERSON_NUMBER_PATTERN.search(text, position)) is not None:
+        end = _person_number_end(text, candidate)
+        if end is not None:
+            yield candidate.start(), end
+        position = candidate.start() + 1
 
 
 def redact_person_numbers(text: str) -> str:
-    """Replace every Luhn-valid person-number-shaped run of digits in `text` with "[personnummer]"."""
-    return PERSON_NUMBER_PATTERN.sub(_redact_candidate, text)
+    """Replace every Luhn-valid person-number-shaped run of digits in `text` with "[personnummer]".
+
+    Candidates that overlap are replaced together, with one "[personnummer]".
+    """
+    pieces: list[str] = []
+    copied_to = 0
+    for start, end in _person_number_spans(text):
+        if start < copied_to:
+            copied_to = max(copied_to, end)
+            continue
+        pieces += (text[copied_to:start], _REDACTED)
+        copied_to = end
+    if not pieces:
+        return text
+    pieces.append(text[copied_to:])
+    return "".join(pieces)

@@ -15,6 +15,20 @@ from services.common.logs import PersonDataFilter, configure_logging
 
 # Skatteverket's test person Tolvan Tolvansson, in the forms people and systems write it.
 PERSON_NUMBERS = ["19121212-1212", "191212121212", "121212-1212", "1212121212"]
+# The same number as people type it into a note or a search field.
+TYPED_PERSON_NUMBERS = [
+    "121212 1212",
+    "19121212 1212",
+    "121212\u20131212",  # en dash
+    "121212\u20141212",  # em dash
+    "121212\u22121212",  # minus sign
+    "19121212\u00a01212",  # no-break space
+    "1912 12 12-1212",
+    "19121212-12 12",
+    "12 12 12 - 1212",
+    "1912-12-12-1212",
+    "1912.12.12-1212",
+]
 
 
 @pytest.fixture
@@ -123,6 +137,60 @@ def test_a_person_number_in_an_extra_field_is_redacted(output):
     assert line["person"] == "[personnummer]"
     assert line["person_as_number"] == "[personnummer]"
     assert "[personnummer]" in line["request"]
+
+
+@pytest.mark.parametrize("person_number", TYPED_PERSON_NUMBERS)
+def test_a_typed_person_number_in_the_message_is_redacted(output, person_number):
+    logging.getLogger("x").info(f"note: caller gave {person_number}, wants a call back")
+
+    [line] = lines(output)
+
+    assert line["message"] == "note: caller gave [personnummer], wants a call back"
+
+
+@pytest.mark.parametrize("person_number", TYPED_PERSON_NUMBERS)
+def test_a_typed_person_number_in_the_arguments_is_redacted(output, person_number):
+    logging.getLogger("x").info("searched for %r in %s", person_number, "units/42")
+
+    [line] = lines(output)
+
+    assert line["message"] == "searched for '[personnummer]' in units/42"
+
+
+def test_a_typed_person_number_in_an_extra_field_is_redacted(output):
+    logging.getLogger("x").info(
+        "note saved",
+        extra={
+            "note": "Ring dottern, hennes pnr 1912 12 12-1212",
+            "search": "12 12 12 \u2013 1212",
+            "form": {"person_number": "1912.12.12-1212", "phone": "070-123 45 67"},
+        },
+    )
+
+    [line] = lines(output)
+
+    assert line["note"] == "Ring dottern, hennes pnr [personnummer]"
+    assert line["search"] == "[personnummer]"
+    assert line["form"] == "{'person_number': '[personnummer]', 'phone': '070-123 45 67'}"
+
+
+def test_a_typed_person_number_in_a_dict_is_redacted_although_its_text_escapes_the_spaces(output):
+    # The filter reads a dict through str(), which writes a no-break space as "\\xa0".
+    logging.getLogger("x").info("lookup", extra={"request": {"person_number": "19121212\u00a01212"}})
+
+    [line] = lines(output)
+
+    assert line["request"] == "{'person_number': '[personnummer]'}"
+
+
+def test_phone_numbers_dates_and_amounts_stay_in_the_log(output):
+    text = "ring 08-80 65 65 eller 070-123 45 67 före 2026-12-01, faktura 1 234,50 kr, OCR 40010112301234"
+    logging.getLogger("x").info("%s", text, extra={"detail": text})
+
+    [line] = lines(output)
+
+    assert line["message"] == text
+    assert line["detail"] == text
 
 
 def test_a_person_number_in_an_exception_is_redacted(output):

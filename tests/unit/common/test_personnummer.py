@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from datetime import date, timedelta
 from unittest import mock
@@ -18,6 +19,7 @@ from services.common.personnummer import (
     parse_person_number,
     redact_person_numbers,
 )
+from tests.person_numbers import person_number
 
 TODAY = date(2026, 6, 1)
 
@@ -304,6 +306,114 @@ def test_pattern_finds_candidates_with_and_without_separator():
     assert found == ["640823-3234", "196408233235"]
 
 
+# 400101-1230 is valid: born 1 January 1940, birth number 123, check digit 0.
+@pytest.mark.parametrize(
+    "written",
+    [
+        pytest.param("194001011230", id="12-digits"),
+        pytest.param("19400101-1230", id="12-hyphen"),
+        pytest.param("19400101+1230", id="12-plus"),
+        pytest.param("400101-1230", id="10-hyphen"),
+        pytest.param("4001011230", id="10-digits"),
+        pytest.param("400101+1230", id="10-plus"),
+        pytest.param("19400101 1230", id="12-space"),
+        pytest.param("400101 1230", id="10-space"),
+        pytest.param("400101\u20131230", id="10-en-dash"),
+        pytest.param("19400101\u20131230", id="12-en-dash"),
+        pytest.param("400101\u20141230", id="10-em-dash"),
+        pytest.param("400101\u00a01230", id="10-no-break-space"),
+        pytest.param("19400101\u00a01230", id="12-no-break-space"),
+        pytest.param("400101\u22121230", id="10-minus-sign"),
+        pytest.param("1940 01 01-1230", id="12-spaced-date"),
+        pytest.param("19400101-12 30", id="12-spaced-birth-number"),
+        pytest.param("40 01 01 - 1230", id="10-spaced-all"),
+        pytest.param("400101 - 1230", id="10-spaced-hyphen"),
+        pytest.param("1940-01-01-1230", id="12-hyphenated-date"),
+        pytest.param("1940.01.01-1230", id="12-dotted-date"),
+        pytest.param("40.01.01-1230", id="10-dotted-date"),
+        pytest.param("1940\u00a001\u00a001\u00a01230", id="12-no-break-spaces"),
+        pytest.param("400161-1237", id="coordination-number"),
+        pytest.param("40 01 61 1237", id="spaced-coordination-number"),
+    ],
+)
+def test_redaction_replaces_a_person_number_however_it_is_typed(written: str):
+    text = f"Ringde om {written}, vill ha återkoppling."
+    assert redact_person_numbers(text) == "Ringde om [personnummer], vill ha återkoppling."
+
+
+def test_redaction_replaces_a_typed_number_at_the_very_start_and_end_of_the_text():
+    assert redact_person_numbers("40 01 01 - 1230") == "[personnummer]"
+    assert redact_person_numbers("1940.01.01-1230 ringde") == "[personnummer] ringde"
+
+
+def test_a_ten_digit_number_whose_year_looks_like_a_century_is_found_before_more_digits():
+    # 190101-1237 (born 2019) followed by " 10" also reads as 1901-01-12, birth number 37 10, which
+    # fails the check; the same start must then be read again as ten digits.
+    text = "190101-1237 10"
+    candidate = PERSON_NUMBER_PATTERN.search(text)
+    assert candidate is not None
+    assert candidate.group() == text
+    assert luhn("010112371") != "0"
+    assert redact_person_numbers(text) == "[personnummer] 10"
+
+
+def test_digits_typed_just_before_a_number_cannot_hide_it():
+    # "06 06 12 01 01" is itself a candidate (2006-06-12, birth number 01 01) that fails the check and
+    # takes the start of 120101-1234 with it.
+    assert luhn("060612010") != "1"
+    assert redact_person_numbers("06 06 12 01 01 1234") == "06 06 [personnummer]"
+
+
+def test_a_candidate_that_passes_and_overlaps_a_number_is_redacted_together_with_it():
+    # "10 10 12 01 01" passes the check too; redacting only it would leave the birth number 1234.
+    assert luhn("101012010") == "1"
+    assert redact_person_numbers("10 10 12 01 01 1234") == "[personnummer]"
+
+
+@pytest.mark.parametrize("render", [repr, json.dumps], ids=["repr", "json"])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "400101\u00a01230",
+        "1940\u202f01\u202f01\u20131230",
+        "40 01 01\u2009\u2212\u20091230",
+        "400101\u20141230",
+    ],
+)
+def test_redaction_replaces_a_typed_number_whose_spaces_and_dashes_were_escaped(render, written: str):
+    # A %r log argument or a dict in a log's extra fields reaches the filter through repr(), which
+    # writes a no-break space as "\xa0"; a logged JSON body has "\u00a0" and "\u2013".
+    text = render(f"Pnr:\u00a0{written}, ring upp")
+    assert render("x") != "x"
+    assert redact_person_numbers(text) == render("Pnr:\u00a0[personnummer], ring upp")
+
+
+def test_an_escape_before_a_number_that_ends_in_a_digit_does_not_hide_it():
+    assert redact_person_numbers("'\\xa0400101-1230'") == "'\\xa0[personnummer]'"
+    assert redact_person_numbers('"\\u2009400101-1230"') == '"\\u2009[personnummer]"'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Växeln 08-80 65 65, mobil 070-123 45 67",
+        "ring 070 123 45 67 eller 0701234567",
+        "ring +46 70 123 45 67 eller 0771-12 12 12",
+        "besök 2026-12-01, 20261201 eller 1 december",
+        "besöket 2026-12-01 10:15:42 varade 2026-06-01T10:15:42.123456+00:00",
+        "datum 01.12.2026 och 1940-01-01, född 19400101",
+        "faktura 1 234 567 kr, 12 500,00 kr och 1 940 010 112 kr",
+        "OCR 40010112301234 bankgiro 5050-1055 konto 8327-9, 123 456 789-0",
+        "114 55 Stockholm, cases/19400101123",
+        "trace 4bf92f35-77b3-4da6-a3ce-929d0e0e4736",
+        "400101-1231 har fel kontrollsiffra, 1940 01 01 - 1231 också",
+        "400132-1233 och 401301-1236 klarar kontrollen men har ingen sådan dag eller månad",
+    ],
+)
+def test_redaction_leaves_typed_phone_numbers_dates_and_amounts_alone(text: str):
+    assert redact_person_numbers(text) == text
+
+
 # --- properties ------------------------------------------------------------------------------------------
 
 
@@ -390,6 +500,105 @@ def test_redaction_leaves_no_valid_person_number_in_the_text(data: st.DataObject
 @given(text=st.text(alphabet=st.characters(exclude_categories=["Nd"])))
 def test_redaction_does_not_change_text_without_digits(text: str):
     assert redact_person_numbers(text) == text
+
+
+# How people type the gaps between the parts of a number.
+_TYPED_SPACES = [" ", "\u00a0", "\u2009", "\u202f"]
+_TYPED_DASHES = ["-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212"]
+
+
+@st.composite
+def typed_person_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """A valid number as a person might type it, and its twelve digits."""
+    born = draw(st.dates(min_value=date(1800, 1, 1), max_value=TODAY))
+    serial = draw(st.integers(min_value=1, max_value=999))
+    digits = person_number(born, serial=f"{serial:03d}", coordination=draw(st.booleans()))
+    year = draw(st.sampled_from([digits[:4], digits[2:4]]))
+    date_gap = st.sampled_from(["", ".", *_TYPED_SPACES, *_TYPED_DASHES])
+    month_gap, day_gap = draw(date_gap), draw(date_gap)
+    separator = draw(st.sampled_from(["", "+", *_TYPED_SPACES, *_TYPED_DASHES]))
+    if separator not in ("", *_TYPED_SPACES):
+        space = st.sampled_from(["", *_TYPED_SPACES])
+        separator = draw(space) + separator + draw(space)
+    birth_gap = draw(st.sampled_from(["", *_TYPED_SPACES]))
+    birth_number = f"{digits[8:10]}{birth_gap}{digits[10:]}"
+    return f"{year}{month_gap}{digits[4:6]}{day_gap}{digits[6:8]}{separator}{birth_number}", digits
+
+
+_ASCII_DIGITS = "0123456789"
+# Text around the numbers leans on the characters that also separate their parts, so that it tests
+# how far a candidate reaches; no ASCII digit at either end, or it would join the number's run.
+_EDGE = st.one_of(
+    st.sampled_from([*_TYPED_SPACES, *_TYPED_DASHES, ".", "+", ",", ":", "/", "(", ")", "a", "Ö"]),
+    st.characters(exclude_characters=_ASCII_DIGITS, exclude_categories=["Cs"]),
+)
+
+
+def _surrounding(inside: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    middle = st.text(alphabet=inside, max_size=10)
+    return st.one_of(_EDGE, st.builds(lambda a, m, b: a + m + b, _EDGE, middle, _EDGE))
+
+
+_WITHOUT_DIGITS = _surrounding(_EDGE)
+_WITH_DIGITS = _surrounding(st.one_of(_EDGE, st.sampled_from(_ASCII_DIGITS)))
+
+
+def _only_digits(text: str) -> str:
+    return "".join(char for char in text if char in _ASCII_DIGITS)
+
+
+@given(data=st.data())
+def test_no_digit_of_a_typed_number_survives_redaction(data: st.DataObject):
+    pieces = [data.draw(_WITHOUT_DIGITS)]
+    numbers_typed = data.draw(st.lists(typed_person_numbers(), min_size=1, max_size=4))
+    for written, _ in numbers_typed:
+        pieces += (written, data.draw(_WITHOUT_DIGITS))
+
+    redacted = redact_person_numbers("".join(pieces))
+
+    # The text around the numbers has no digits, so any digit left over is part of a number.
+    assert _only_digits(redacted) == ""
+    assert "[personnummer]" in redacted
+
+
+# Without backslashes of its own, so that every escape in the rendered text stands for one character.
+_PLAIN = st.text(
+    alphabet=st.sampled_from([*_TYPED_SPACES, *_TYPED_DASHES, ".", "+", ",", ":", "'", '"', "a", "Ö", "\n"]),
+    min_size=1,
+    max_size=8,
+)
+_ESCAPE = re.compile(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4})")
+
+
+@given(data=st.data(), render=st.sampled_from([repr, json.dumps]))
+def test_no_digit_of_a_typed_number_survives_redaction_of_its_repr_or_json(data: st.DataObject, render):
+    pieces = [data.draw(_PLAIN)]
+    for written, _ in data.draw(st.lists(typed_person_numbers(), min_size=1, max_size=3)):
+        pieces += (written, data.draw(_PLAIN))
+
+    redacted = redact_person_numbers(render("".join(pieces)))
+
+    assert _only_digits(_ESCAPE.sub("", redacted)) == ""
+    assert "[personnummer]" in redacted
+
+
+@given(data=st.data())
+def test_a_typed_number_does_not_survive_redaction_next_to_other_digits(data: st.DataObject):
+    pieces = [data.draw(_WITH_DIGITS)]
+    numbers_typed = data.draw(st.lists(typed_person_numbers(), min_size=1, max_size=4))
+    for written, _ in numbers_typed:
+        pieces += (written, data.draw(_WITH_DIGITS))
+    text = "".join(pieces)
+
+    redacted = redact_person_numbers(text)
+
+    # Whatever digits remain came from the text around the numbers.
+    assert len(_only_digits(redacted)) <= len(_only_digits(text)) - sum(
+        len(_only_digits(written)) for written, _ in numbers_typed
+    )
+    for written, digits in numbers_typed:
+        assert written not in redacted
+        assert digits[2:] not in _only_digits(redacted)
 
 
 @given(data=st.data())
