@@ -1,0 +1,63 @@
+"""Forwarding a case to the responsible unit: routing by the directory, a deadline of working days, and a
+notice to the unit's functional mailbox through the outbox, in one transaction."""
+
+from __future__ import annotations
+
+from services.case import model
+from services.case.handlers.cases import Cases, load_for_update, log_reads, reference_items
+from services.case.model import Case, ReferenceKind
+from services.common.auth import Caller
+from services.common.db import Idempotency
+from services.common.errors import InvalidArgument, NotFound
+
+
+async def forward_case(
+    *,
+    cases: Cases,
+    caller: Caller,
+    case_id: int,
+    postal_code: str,
+    named_officer: str,
+    note: str,
+    idempotency: Idempotency | None = None,
+) -> Case:
+    if len(note) > model.MAX_TEXT:
+        raise InvalidArgument.field("note", f"must be at most {model.MAX_TEXT:,} characters")
+    # The request is looked up here already: a retry of a forward that succeeded finds the case forwarded,
+    # and must get the first answer back rather than the refusal below.
+    async with cases.uow(write=False, idempotency=idempotency) as uow:
+        current = await uow.cases.get(case_id)
+        if current is None:
+            raise NotFound(f"cases/{case_id}")
+    items = await reference_items(cases)
+    # Refuse early, so a closed or forwarded case never costs a directory call.
+    model.check_forwardable(current)
+    if not (current.district_id or postal_code or named_officer):
+        raise InvalidArgument.field(
+            "postal_code", "give the person's postal code or named officer, or set the district"
+        )
+    need_role = next(
+        (i.need_role for i in items if i.kind is ReferenceKind.CASE_TYPE and i.item_id == current.case_type),
+        "",
+    )
+    # Asked before the transaction: when the directory is down nothing is written.
+    routing = await cases.directory.resolve(
+        caller,
+        person_number=current.person_number,
+        district_id=current.district_id,
+        postal_code=postal_code,
+        named_officer=named_officer,
+        need_role=need_role,
+        purpose=current.name,
+    )
+    now = cases.clock()
+    async with cases.uow(idempotency=idempotency) as uow:
+        before = await load_for_update(uow, case_id)
+        after = await uow.cases.save(before, model.forward(before, routing, actor=caller.subject, now=now))
+        await uow.cases.queue_mail(
+            model.forward_mail(after, note), message_domain=cases.message_domain, now=now
+        )
+        await uow.commit(after)
+    cases.mail_queued()
+    await log_reads(cases, caller, [after.person_number], "ForwardCase", after.name)
+    return after
