@@ -4,11 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 GEN := gen
 PROTOS := $(shell find protos -name '*.proto')
+THIRD_PARTY_PROTOS := $(shell find third_party -name '*.proto')
 STAMP_VENV := $(VENV)/.installed
 STAMP_PROTO := $(GEN)/.generated
 ROLE ?= agent
 
-.PHONY: all venv proto lint test test-fast run bench token migrate seed clean
+.PHONY: all venv proto lint test test-fast run bench token migrate seed clean lock
 
 all: proto
 
@@ -22,17 +23,23 @@ $(STAMP_VENV): requirements.lock
 
 venv: $(STAMP_VENV)
 
-$(STAMP_PROTO): $(STAMP_VENV) $(PROTOS)
+$(STAMP_PROTO): $(STAMP_VENV) $(PROTOS) $(THIRD_PARTY_PROTOS)
 	rm -rf $(GEN) && mkdir -p $(GEN)
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos --python_out=$(GEN) --grpc_python_out=$(GEN) \
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m grpc_tools.protoc -Iprotos -Ithird_party/googleapis --python_out=$(GEN) --grpc_python_out=$(GEN) \
 		--mypy_out=$(GEN) --mypy_grpc_out=$(GEN) $(PROTOS)
+	@# With the comments, for the gateway's OpenAPI document.
+	$(PY) -m grpc_tools.protoc -Iprotos -Ithird_party/googleapis --include_imports --include_source_info \
+		--descriptor_set_out=$(GEN)/descriptors.binpb $(PROTOS)
 	$(PY) scripts/package_gen.py $(GEN)
 	@touch $@
 
 proto: $(STAMP_PROTO)
 
 lint: $(STAMP_PROTO)
+	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/buf lint
+	@# The contract only grows: what main has published must still be served the same way.
+	$(VENV)/bin/buf breaking --against '.git#branch=main'
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -47,8 +54,8 @@ migrate: $(STAMP_PROTO)
 	$(PY) -m services.common.migrate directory case
 
 seed: migrate
-	$(PY) -m synthcity.seed_directory
-	$(PY) -m synthcity.seed_cases
+	AUTH_DEV=true $(PY) -m synthcity.seed_directory
+	AUTH_DEV=true $(PY) -m synthcity.seed_cases
 
 run: $(STAMP_PROTO)
 	$(PY) -m scripts.run_local
@@ -58,6 +65,13 @@ bench: $(STAMP_PROTO)
 
 token: $(STAMP_PROTO)
 	@$(PY) -m services.common.devissuer mint --role $(ROLE) $(if $(UNIT),--unit $(UNIT)) $(if $(PERSON),--person-number $(PERSON)) $(if $(SUB),--subject $(SUB))
+
+# Both lock files from pyproject.toml: everything for development and CI, and what the images install.
+lock: $(STAMP_VENV)
+	$(VENV)/bin/pip-compile --quiet --no-header --no-emit-index-url --no-emit-find-links --strip-extras \
+		--extra dev -o requirements.lock pyproject.toml
+	$(VENV)/bin/pip-compile --quiet --no-header --no-emit-index-url --no-emit-find-links --strip-extras \
+		-c requirements.lock -o requirements-runtime.lock pyproject.toml
 
 clean:
 	rm -rf $(GEN) var .mypy_cache .pytest_cache .ruff_cache
