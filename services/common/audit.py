@@ -59,7 +59,8 @@ __all__ = [
 ]
 
 GENESIS_HASH = "0" * 64
-MAX_LIST_LIMIT = 1000
+# A page of at most 1,000 entries and one more to know whether another page follows, with room to spare.
+MAX_LIST_LIMIT = 5000
 
 _HEAD_ID = 1
 _VERIFY_BATCH = 5000
@@ -367,17 +368,17 @@ async def list_access(
     *,
     person_number: str,
     limit: int,
-    after_seq: int | None,
+    before_seq: int | None,
 ) -> list[AccessEntry]:
-    """A person's entries, oldest first, continuing after `after_seq` when given."""
+    """A person's entries, newest first, continuing before `before_seq` when given."""
     _check_person_number(person_number)
     if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidArgument.field("limit", f"must be between 1 and {MAX_LIST_LIMIT}")
+        raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
     log = tables.access_log
     query = select(log).where(log.c.person_number == person_number)
-    if after_seq is not None:
-        query = query.where(log.c.seq > after_seq)
-    rows = (await conn.execute(query.order_by(log.c.seq).limit(limit))).all()
+    if before_seq is not None:
+        query = query.where(log.c.seq < before_seq)
+    rows = (await conn.execute(query.order_by(log.c.seq.desc()).limit(limit))).all()
     return [
         AccessEntry(
             seq=row.seq,

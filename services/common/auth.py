@@ -51,6 +51,8 @@ class Role(enum.StrEnum):
     AUDITOR = "auditor"
     CITIZEN = "citizen"
     SERVICE = "service"
+    # Platform engineers: source status, quarantine, dead messages; never a person's data.
+    OPERATOR = "operator"
 
 
 _ROLE_VALUES = frozenset(role.value for role in Role)
@@ -62,6 +64,7 @@ _ROLE_PRECEDENCE = (
     Role.CITIZEN,
     Role.FINANCE,
     Role.DIRECTORY_ADMIN,
+    Role.OPERATOR,
     Role.SERVICE,
 )
 
@@ -94,6 +97,13 @@ class Caller:
         return next(
             (role.value for role in _ROLE_PRECEDENCE if role in self.roles), sorted(self.roles)[0].value
         )
+
+    @functools.cached_property
+    def idempotency_scope(self) -> str:
+        """Whose request_ids these are: the subject, and the unit or person it acts for; hashed, so that the
+        key is of a fixed length and holds no person number."""
+        scope = json.dumps([self.subject, self.unit or "", self.person_number or ""])
+        return hashlib.sha256(scope.encode()).hexdigest()
 
     def require_role(self, *roles: Role) -> None:
         if self.has_role(*roles):
@@ -298,8 +308,12 @@ class JwksSource:
 
         Raises Unavailable while the keys have never been read.
         """
-        if self._is_stale():
-            await self._refresh_if(self._is_stale)
+        if self._loaded_at is None or self._is_stale():
+            # Calls that come while the first load is under way wait for it rather than being refused:
+            # only a load that was tried and failed within the retry period answers "unavailable".
+            await self._refresh_if(
+                lambda: (self._loaded_at is None or self._is_stale()) and self._may_retry()
+            )
         if self._loaded_at is None:
             raise _keys_unavailable()
         key = self._keys.get(kid)

@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, Table, and_, event, text, update
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncTransaction, create_async_engine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from services.common.errors import StaleEtag
 from services.common.gate import FairGate
 from services.common.idempotency import IdempotencyKey, IdempotencyStore, Replayed
+
+# A check run inside a transaction just before it commits (see UnitOfWork and services.common.leases).
+Fence = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def utc(moment: datetime) -> datetime:
@@ -61,6 +65,25 @@ class DriverStatement:
         driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         return await driver.fetchval(self.sql, *self.arguments(values))
+
+
+async def save_at_revision(
+    conn: AsyncConnection,
+    table: Table,
+    where: ColumnElement[bool],
+    *,
+    revision: int,
+    values: Mapping[str, Any],
+    name: str,
+) -> None:
+    """Writes `values` to the row `where` selects, provided it is still at `revision` (the one read);
+    the values carry the row's next revision. Raises StaleEtag naming the resource when someone else
+    wrote it in between, so that an update is never made on a stale read."""
+    result = await conn.execute(
+        update(table).where(and_(where, table.c.revision == revision)).values(**values)
+    )
+    if result.rowcount != 1:
+        raise StaleEtag(name)
 
 
 def is_sqlite(url: str) -> bool:
@@ -165,10 +188,20 @@ class UnitOfWork:
     `Idempotency` only looks the request up.
     """
 
-    def __init__(self, engine: AsyncEngine, *, write: bool = True, idempotency: Idempotency | None = None):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        write: bool = True,
+        idempotency: Idempotency | None = None,
+        fence: Fence | None = None,
+    ):
         self.engine = engine
         self.write = write
         self.idempotency = idempotency
+        # Checked just before commit: work under a lease (services.common.leases) commits only while the
+        # lease is still the one the work began under.
+        self.fence = fence
         self._conn: AsyncConnection | None = None
         self._tx: AsyncTransaction | None = None
         self._gate: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
@@ -227,6 +260,8 @@ class UnitOfWork:
             raise RuntimeError("the unit of work is not entered")
         if self.idempotency is not None:
             await IdempotencyStore(self.conn).answer(self.idempotency.key, self.idempotency.encode(answer))
+        if self.fence is not None:
+            await self.fence(self.conn)
         await self._tx.commit()
         self.committed = True
 

@@ -11,6 +11,18 @@ from dataclasses import dataclass
 
 ERROR_DOMAIN = "aldredirekt.stockholm.se"
 
+# How much of a caller's own value an error may quote back: enough to recognise it, never so much that
+# the error outgrows what a client accepts in its trailers.
+QUOTE_LIMIT = 40
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A value as an error message quotes it: its repr, cut to a short prefix when it is long."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
+
 
 @dataclass(frozen=True)
 class FieldViolation:

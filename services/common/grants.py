@@ -82,8 +82,23 @@ class GrantVerifier:
     ) -> AccessGrant | None:
         """The grant that allows `caller` to read `scope` of `person_number`; None for a citizen reading
         their own data. Refuses with PERMISSION_DENIED and a reason otherwise."""
+        grant = await self.grant_for(token, caller=caller, person_number=person_number)
+        if grant is not None and scope not in grant.scopes:
+            raise PermissionDenied(f"the access grant does not cover {scope}", reason="GRANT_SCOPE_MISSING")
+        return grant
+
+    async def grant_for(self, token: str | None, *, caller: Caller, person_number: str) -> AccessGrant | None:
+        """The caller's valid grant for `person_number`, whatever its scopes (a read shows only what they
+        cover); None for a citizen reading their own data."""
         if caller.has_role(Role.CITIZEN) and caller.person_number == person_number:
             return None
+        grant = await self.valid_grant(token, caller=caller)
+        if grant.person_number != person_number:
+            raise PermissionDenied("the access grant is for another person", reason="GRANT_OTHER_PERSON")
+        return grant
+
+    async def valid_grant(self, token: str | None, *, caller: Caller) -> AccessGrant:
+        """The caller's grant, checked for its signature, expiry and holder, but not yet for a person."""
         if not token:
             raise PermissionDenied(
                 "reading a person's data needs an access grant from their recorded consent",
@@ -106,8 +121,4 @@ class GrantVerifier:
         )
         if grant.agent != caller.subject:
             raise PermissionDenied("the access grant was issued to someone else", reason="GRANT_NOT_YOURS")
-        if grant.person_number != person_number:
-            raise PermissionDenied("the access grant is for another person", reason="GRANT_OTHER_PERSON")
-        if scope not in grant.scopes:
-            raise PermissionDenied(f"the access grant does not cover {scope}", reason="GRANT_SCOPE_MISSING")
         return grant

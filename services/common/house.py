@@ -18,13 +18,17 @@ from services.common.auth import Role
 from services.common.db import UnitOfWork
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.common.names import resource_ids
-from services.common.outbox import OutboxEntry, counts, get_message, list_messages, retry_dead
+from services.common.outbox import OutboxEntry, State, counts, get_message, list_messages, retry_dead
 from services.common.pagination import PageTokens
 from services.common.protoconv import timestamp
 from services.common.server import GrpcService, allow, current_caller
 from services.common.tables import SharedTables
 
-_STATES = {pb.OUTBOX_STATE_PENDING: "pending", pb.OUTBOX_STATE_SENT: "sent", pb.OUTBOX_STATE_DEAD: "dead"}
+_STATES: dict[pb.OutboxState.ValueType, State] = {
+    pb.OUTBOX_STATE_PENDING: "pending",
+    pb.OUTBOX_STATE_SENT: "sent",
+    pb.OUTBOX_STATE_DEAD: "dead",
+}
 _NUMBERS = {name: number for number, name in _STATES.items()}
 
 

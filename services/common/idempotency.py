@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.common.errors import AlreadyExists, InvalidArgument
+from services.common.errors import AlreadyExists, InvalidArgument, quoted
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -144,7 +144,7 @@ class IdempotencyStore:
             return None
         if row.payload_hash != key.payload_hash:
             raise AlreadyExists(
-                f"request_id {key.request_id!r} was already used for a different request",
+                f"request_id {quoted(key.request_id)} was already used for a different request",
                 reason="IDEMPOTENCY_KEY_REUSED",
                 metadata={"request_id": key.request_id},
             )

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 SERVICES_ROOT = Path(__file__).resolve().parent.parent
@@ -56,25 +56,37 @@ async def upgrade_to_head(engine: AsyncEngine, directory: Path) -> None:
         await conn.run_sync(upgrade)
 
 
-async def schema_is_at_head(engine: AsyncEngine, directory: Path) -> bool:
-    heads = set(ScriptDirectory.from_config(alembic_config(directory)).get_heads())
+def migration_heads(directory: Path) -> frozenset[str]:
+    """The revisions a database at head carries, read from the migration scripts once."""
+    return frozenset(ScriptDirectory.from_config(alembic_config(directory)).get_heads())
 
-    def current(connection: Connection) -> set[str]:
-        return set(MigrationContext.configure(connection).get_current_heads())
 
+async def schema_is_at(engine: AsyncEngine, heads: frozenset[str]) -> bool:
+    """Whether the database's schema is at `heads`. Reads Alembic's version table with one query rather
+    than through a MigrationContext, which logs two lines each time: the readiness check runs every few
+    seconds."""
     async with engine.connect() as conn:
-        return await conn.run_sync(current) == heads
+        try:
+            rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
+        except DBAPIError:
+            return False  # not migrated at all: the table does not exist yet
+        return frozenset(str(row[0]) for row in rows) == heads
+
+
+async def schema_is_at_head(engine: AsyncEngine, directory: Path) -> bool:
+    return await schema_is_at(engine, migration_heads(directory))
 
 
 async def _main(services: list[str]) -> None:
     from services.common.db import create_engine
-    from services.common.settings import Env, ServerSettings
+    from services.common.settings import Env, database_url_setting
 
     for service in services:
+        # Only the database is needed: a migration job is given no other setting of its service.
         env = Env()
-        settings = ServerSettings.from_env(env, service=service, default_port=0)
+        url = database_url_setting(env, service)
         env.check()
-        engine = create_engine(settings.database_url)
+        engine = create_engine(url)
         try:
             await upgrade_to_head(engine, migrations_dir(service))
         finally:

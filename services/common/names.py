@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, quoted
 
 
 def resource_ids(
@@ -20,7 +20,7 @@ def resource_ids(
     if not well_formed or (numeric and not all(i.isdigit() and len(i) <= 18 for i in ids)):
         kind = "numeric " if numeric else ""
         raise InvalidArgument.field(
-            field_name, f"{name!r} is not a name of the form {pattern} with {kind}ids"
+            field_name, f"{quoted(name)} is not a name of the form {pattern} with {kind}ids"
         )
     return ids
 

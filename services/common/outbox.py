@@ -273,15 +273,20 @@ class OutboxSender:
         A round goes on while batches come back full. A failing round is logged, never fatal.
         """
         while True:
-            # Cleared before the round, so a wake during the round makes the next one start at once.
-            self._wake.clear()
-            try:
-                while (await self._send_batch(limit))[0] >= limit:
-                    pass
-            except Exception:
-                log.exception("an outbox round of worker %s failed", self.worker)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
+            await self.send_all_then_wait(interval, limit=limit)
+
+    async def send_all_then_wait(self, interval: float, *, limit: int = 50) -> None:
+        """One round of `run`: everything due, then a wait for `wake()` or `interval` seconds. A job that
+        runs under a lease repeats this, so that losing the lease stops it between two waits."""
+        # Cleared before the round, so a wake during the round makes the next one start at once.
+        self._wake.clear()
+        try:
+            while (await self._send_batch(limit))[0] >= limit:
+                pass
+        except Exception:
+            log.exception("an outbox round of worker %s failed", self.worker)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=interval)
 
     async def _send_batch(self, limit: int) -> tuple[int, int]:
         """How many messages were claimed, and how many of them were marked sent."""
@@ -510,14 +515,8 @@ def _aware(moment: datetime | None) -> datetime | None:
     return None if moment is None else utc(moment)
 
 
-async def list_messages(
-    conn: AsyncConnection, table: Table, *, state: State, after_id: int | None = None, limit: int = 50
-) -> list[OutboxEntry]:
-    """The messages in `state`, oldest first; page on with the last id as `after_id`."""
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    t = table
-    query = select(
+def _entry_columns(t: Table) -> list[Any]:
+    return [
         t.c.id,
         t.c.kind,
         t.c.delivery_key,
@@ -528,26 +527,45 @@ async def list_messages(
         t.c.next_attempt_time,
         t.c.sent_time,
         t.c.dead_time,
-    ).where(_in_state(t, state))
-    if after_id is not None:
-        query = query.where(t.c.id > after_id)
-    rows = await conn.execute(query.order_by(t.c.id).limit(limit))
-    return [
-        OutboxEntry(
-            id=int(r.id),
-            kind=r.kind,
-            delivery_key=r.delivery_key,
-            subject_ref=r.subject_ref,
-            attempts=int(r.attempts),
-            last_error=r.last_error,
-            create_time=utc(r.create_time),
-            next_attempt_time=utc(r.next_attempt_time),
-            sent_time=_aware(r.sent_time),
-            dead_time=_aware(r.dead_time),
-            state=state,
-        )
-        for r in rows
     ]
+
+
+def _entry(r: Any, state: State) -> OutboxEntry:
+    return OutboxEntry(
+        id=int(r.id),
+        kind=r.kind,
+        delivery_key=r.delivery_key,
+        subject_ref=r.subject_ref,
+        attempts=int(r.attempts),
+        last_error=r.last_error,
+        create_time=utc(r.create_time),
+        next_attempt_time=utc(r.next_attempt_time),
+        sent_time=_aware(r.sent_time),
+        dead_time=_aware(r.dead_time),
+        state=state,
+    )
+
+
+async def list_messages(
+    conn: AsyncConnection, table: Table, *, state: State, after_id: int | None = None, limit: int = 50
+) -> list[OutboxEntry]:
+    """The messages in `state`, oldest first; page on with the last id as `after_id`."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    query = select(*_entry_columns(table)).where(_in_state(table, state))
+    if after_id is not None:
+        query = query.where(table.c.id > after_id)
+    rows = await conn.execute(query.order_by(table.c.id).limit(limit))
+    return [_entry(r, state) for r in rows]
+
+
+async def get_message(conn: AsyncConnection, table: Table, message_id: int) -> OutboxEntry | None:
+    """One message as operators see it, or None."""
+    row = (await conn.execute(select(*_entry_columns(table)).where(table.c.id == message_id))).first()
+    if row is None:
+        return None
+    state: State = "sent" if row.sent_time is not None else "dead" if row.dead_time is not None else "pending"
+    return _entry(row, state)
 
 
 async def retry_dead(conn: AsyncConnection, table: Table, message_id: int, *, now: datetime) -> bool:

@@ -1,7 +1,11 @@
 """The gRPC server every service runs on: grpc.aio with health, reflection, interceptors and a drain.
 
-Authentication happens here for every call (the caller is then read with `current_caller()`);
-authorisation by role and scope is each use case's job. Domain errors become gRPC status with
+Authentication happens here for every call (the caller is then read with `current_caller()`), and so
+does the first step of authorisation: every RPC declares once, with `@allow(...)` on its servicer method,
+the roles that may call it, and a call in another role is refused before its request is looked at.
+What depends on the data (a unit's own cases, a citizen's own person) is each use case's job. A request
+whose bytes are not a valid message is INVALID_ARGUMENT, never an error of the framework's. Domain errors
+become gRPC status with
 google.rpc details in one place, `CallInterceptor`; anything unexpected becomes a generic INTERNAL
 that carries only the trace id, and is logged with it.
 """
@@ -15,20 +19,23 @@ import logging
 import random
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
+from grpc_reflection.v1alpha._async import ReflectionServicer
 from grpc_status import rpc_status
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-from services.common.auth import Caller, TokenVerifier, bearer_from_metadata
-from services.common.errors import DomainError, Unauthenticated
+from services.common.auth import Caller, Role, TokenVerifier, bearer_from_metadata
+from services.common.errors import DomainError, InvalidArgument, Unauthenticated
 from services.common.gate import FairGate
 from services.common.status import internal_status, status_code, to_status
 
@@ -36,12 +43,56 @@ log = logging.getLogger("aldredirekt.grpc")
 
 _caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
 
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+# The health service name a liveness probe asks: SERVING while the process serves at all, whatever the
+# database does, so that a database outage makes pods unready but does not restart them.
+LIVENESS = "liveness"
 # Probes and tooling must work without a token; nothing here reveals data.
 OPEN_SERVICES = (
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1alpha.ServerReflection/",
-    "/grpc.reflection.v1.ServerReflection/",
+    f"/{REFLECTION_V1}/",
 )
+
+F = TypeVar("F", bound=Callable[..., Any])
+_ALLOWED = "__allowed_roles__"
+
+
+def allow(*roles: Role) -> Callable[[F], F]:
+    """Declares who may call an RPC: `@allow(Role.AGENT)` on its servicer method. CallInterceptor refuses
+    every other caller before the method runs; a method without a declaration is never served."""
+    if not roles:
+        raise ValueError("an RPC needs at least one role that may call it")
+
+    def declare(method: F) -> F:
+        setattr(method, _ALLOWED, frozenset(roles))
+        return method
+
+    return declare
+
+
+@dataclass(frozen=True)
+class GrpcService:
+    """A servicer to serve, with its `add_…_to_server` function and the roles each of its RPCs allows."""
+
+    descriptor: ServiceDescriptor
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+
+    @property
+    def full_name(self) -> str:
+        return str(self.descriptor.full_name)
+
+    @property
+    def roles(self) -> dict[str, frozenset[Role]]:
+        """Each RPC's full method path and the roles allowed to call it; raises for an undeclared RPC."""
+        table: dict[str, frozenset[Role]] = {}
+        for method in self.descriptor.methods:
+            roles = getattr(getattr(self.servicer, method.name, None), _ALLOWED, None)
+            if not roles:
+                raise TypeError(f"{self.full_name}/{method.name} does not declare who may call it (@allow)")
+            table[f"/{self.full_name}/{method.name}"] = roles
+        return table
 
 
 def current_caller() -> Caller:
@@ -98,8 +149,15 @@ async def abort_with(context: grpc.aio.ServicerContext[Any, Any], status: Any) -
 class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Authenticates, maps errors and writes one log line per call, for unary and server-streaming RPCs."""
 
-    def __init__(self, verifier: TokenVerifier, *, max_active_calls: int | None = None):
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        roles: Mapping[str, frozenset[Role]],
+        *,
+        max_active_calls: int | None = None,
+    ):
         self.verifier = verifier
+        self.roles = dict(roles)
         # Calls beyond the limit wait, in the order they came, before their handler starts. With no
         # limit, a burst of slow calls (each holding a database connection, waiting on the database)
         # let a few of them wait far longer than the rest: CreateCase at 32 in flight had a p99 of
@@ -127,16 +185,19 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+        if method not in self.roles:
+            # Served but never declared: refused, so that a method added without a role table is closed.
+            return grpc.unary_unary_rpc_method_handler(_refuse_unsupported)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         # No RPC streams requests today; one added later must not be served without a token, so it is
@@ -159,7 +220,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Callable[..., Awaitable[Any]]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with self._serving(method, context), self._admit:
-                return await behaviour(request, context)
+                return await behaviour(_decoded(request), context)
             return None  # the call was aborted with its status
 
         return call
@@ -167,7 +228,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def _wrap_stream(self, method: str, behaviour: Callable[..., Any]) -> Callable[..., Any]:
         async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with self._serving(method, context):
-                async for item in behaviour(request, context):
+                async for item in behaviour(_decoded(request), context):
                     yield item
 
         return call
@@ -206,6 +267,7 @@ class _Serving:
         self._trace_token = _enter_trace(metadata)
         try:
             self._caller = await self._interceptor._authenticate(metadata)
+            self._caller.require_role(*self._interceptor.roles[self._method])
         except BaseException as error:
             # Refused before the handler ran: answered and logged like any failed call.
             await self.__aexit__(type(error), error, error.__traceback__)
@@ -248,7 +310,37 @@ class _Serving:
 
 
 async def _refuse_unsupported(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
-    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "client-streaming calls are not served")
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this method is not served")
+
+
+class _Undecodable:
+    """What a request whose bytes are not a valid message decodes to, so that the call itself answers."""
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """The method's deserializer, answering `_UNDECODABLE` instead of raising: grpc would otherwise
+    answer UNKNOWN with the exception's class name, before any of our code runs."""
+    if deserializer is None:
+        return None
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except (DecodeError, RecursionError, ValueError, TypeError):
+            return _UNDECODABLE
+
+    return decode
+
+
+def _decoded(request: Any) -> Any:
+    if request is _UNDECODABLE:
+        raise InvalidArgument.field(
+            "request", "is not a valid message of this method: its bytes could not be decoded"
+        )
+    return request
 
 
 def _is_abort(error: Exception) -> bool:
@@ -270,15 +362,6 @@ def _log_call(method: str, code: str, started: float, caller: Caller | None) -> 
             "caller_roles": sorted(caller.roles) if caller else [],
         },
     )
-
-
-@dataclass
-class ServiceDefinition:
-    """A servicer to serve: its `add_…_to_server` function and full service name for health and reflection."""
-
-    add_to_server: Callable[[Any, grpc.aio.Server], None]
-    servicer: Any
-    full_name: str
 
 
 @dataclass
@@ -346,9 +429,24 @@ class GrpcServer:
                 loop.remove_signal_handler(sig)
 
 
+def _serve_reflection_v1(server: grpc.aio.Server, service_names: Sequence[str]) -> None:
+    """Reflection under grpc.reflection.v1 as well, which current grpcurl, Postman and grpcui ask for first.
+    grpcio-reflection serves only v1alpha; the two protocols are the same messages under another package
+    name, so the v1alpha servicer answers both."""
+    servicer = ReflectionServicer(service_names)
+    handler = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1, {"ServerReflectionInfo": handler}),)
+    )
+
+
 async def start_grpc_server(
     *,
-    services: Sequence[ServiceDefinition],
+    services: Sequence[GrpcService],
     verifier: TokenVerifier,
     host: str,
     port: int,
@@ -365,8 +463,14 @@ async def start_grpc_server(
     of one service listen on the same port (SO_REUSEPORT); otherwise a second process on a taken port
     fails instead of silently splitting the traffic.
     """
+    roles: dict[str, frozenset[Role]] = {}
+    for service in services:
+        roles.update(service.roles)
     server = grpc.aio.server(
-        interceptors=[*extra_interceptors, CallInterceptor(verifier, max_active_calls=max_active_calls)],
+        interceptors=[
+            *extra_interceptors,
+            CallInterceptor(verifier, roles, max_active_calls=max_active_calls),
+        ],
         options=[
             ("grpc.max_receive_message_length", 32 * 1024 * 1024),
             ("grpc.max_send_message_length", 32 * 1024 * 1024),
@@ -380,9 +484,14 @@ async def start_grpc_server(
     for definition in services:
         definition.add_to_server(definition.servicer, server)
     names = [d.full_name for d in services]
-    reflection.enable_server_reflection(
-        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
-    )
+    reflected = [
+        *names,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+        REFLECTION_V1,
+    ]
+    reflection.enable_server_reflection(reflected, server)
+    _serve_reflection_v1(server, reflected)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"could not listen on {host}:{port}")
@@ -395,6 +504,7 @@ async def start_grpc_server(
         ready=ready,
         readiness_interval=readiness_interval,
     )
+    await health.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await running.refresh_health()
     running.start_watching()
     return running

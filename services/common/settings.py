@@ -12,6 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from sqlalchemy.engine import URL
+
+from services.common.pagination import MIN_KEY_BYTES, development_key
+
 T = TypeVar("T")
 
 
@@ -23,14 +27,37 @@ class SettingsError(Exception):
         self.variable = variable
 
 
+DEV_VARIABLE = "AUTH_DEV"
+
+
 class Env:
-    """Reads typed values from a mapping of environment variables and collects every error."""
+    """Reads typed values from a mapping of environment variables and collects every error.
+
+    `dev` is AUTH_DEV: only when it is switched on explicitly do development defaults apply (the local
+    token issuer, development keys, other services on loopback). Without it a service fails closed: a
+    variable production must set stops it at start, named.
+    """
 
     def __init__(self, environ: Mapping[str, str] | None = None):
         self.environ = os.environ if environ is None else environ
         self.errors: list[SettingsError] = []
+        # Every variable a service reads, so that a deployment's manifests can be checked against it.
+        self.read: set[str] = set()
+        self.dev = self.flag(DEV_VARIABLE, False)
+
+    def required(self, name: str, dev_default: str, meaning: str) -> str:
+        """A value production must give; `dev_default` serves only local runs (AUTH_DEV=true)."""
+        value = self.optional_text(name)
+        if value is not None:
+            return value
+        if not self.dev:
+            self.errors.append(
+                SettingsError(name, f"is required: {meaning} (only AUTH_DEV=true has a local default)")
+            )
+        return dev_default
 
     def _get(self, name: str, default: T, parse: Callable[[str], T], problem: str) -> T:
+        self.read.add(name)
         raw = self.environ.get(name)
         if raw is None or raw == "":
             return default
@@ -44,6 +71,7 @@ class Env:
         return self._get(name, default, lambda v: v, "expected text")
 
     def optional_text(self, name: str) -> str | None:
+        self.read.add(name)
         value = self.environ.get(name, "").strip()
         return value or None
 
@@ -101,6 +129,45 @@ def database_url_problem(url: str) -> str | None:
     return "must start with sqlite+aiosqlite:/// or postgresql+asyncpg://"
 
 
+def database_url_setting(env: Env, service: str) -> str:
+    """`<SVC>_DATABASE_URL`, or the URL made of `<SVC>_DATABASE_HOST`, `_PORT`, `_NAME`, `_USER` and
+    `_PASSWORD` (as a database operator's role secret gives them); an SQLite file under var/ when neither.
+
+    `postgresql://` and `postgres://` URLs (what operators such as CloudNativePG write) are taken as
+    asyncpg URLs; `sslmode` becomes asyncpg's `ssl`.
+    """
+    prefix = service.upper() + "_DATABASE_"
+    name = prefix + "URL"
+    host = env.optional_text(prefix + "HOST")
+    parts = {part: env.optional_text(prefix + part) for part in ("PORT", "NAME", "USER", "PASSWORD")}
+    url = env.optional_text(name)
+    if url is None and host is not None:
+        missing = [prefix + part for part in ("NAME", "USER", "PASSWORD") if not parts[part]]
+        if missing:
+            env.errors.append(SettingsError(missing[0], f"is required with {prefix}HOST"))
+            return ""
+        url = str(
+            URL.create(
+                "postgresql+asyncpg",
+                username=parts["USER"],
+                password=parts["PASSWORD"],
+                host=host,
+                port=int(parts["PORT"]) if parts["PORT"] and parts["PORT"].isdigit() else 5432,
+                database=parts["NAME"],
+            ).render_as_string(hide_password=False)
+        )
+    if url is None:
+        url = f"sqlite+aiosqlite:///var/{service}.db"
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            url = "postgresql+asyncpg://" + url[len(plain) :]
+            url = url.replace("sslmode=", "ssl=")
+    problem = database_url_problem(url)
+    if problem:
+        env.errors.append(SettingsError(name, problem))
+    return url
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """What every gRPC service is configured with; the prefix is the service's, e.g. DIRECTORY_."""
@@ -115,14 +182,13 @@ class ServerSettings:
     log_level: str
     workers: int
     max_active_calls: int
+    # The keys page tokens are signed with; the first signs, all verify (see PageTokens).
+    page_token_keys: tuple[bytes, ...]
 
     @classmethod
     def from_env(cls, env: Env, *, service: str, default_port: int) -> ServerSettings:
         prefix = service.upper() + "_"
-        url = env.text(prefix + "DATABASE_URL", f"sqlite+aiosqlite:///var/{service}.db")
-        problem = database_url_problem(url)
-        if problem:
-            env.errors.append(SettingsError(prefix + "DATABASE_URL", problem))
+        url = database_url_setting(env, service)
         return cls(
             service=service,
             host=env.text(prefix + "HOST", "127.0.0.1"),
@@ -134,12 +200,34 @@ class ServerSettings:
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             workers=env.integer(prefix + "WORKERS", 1, minimum=1, maximum=64),
             max_active_calls=env.integer(prefix + "MAX_ACTIVE_CALLS", 16, minimum=1, maximum=10_000),
+            page_token_keys=_page_token_keys(env, prefix + "PAGE_TOKEN_KEY", service),
         )
+
+
+def _page_token_keys(env: Env, name: str, service: str) -> tuple[bytes, ...]:
+    raw = env.optional_text(name)
+    if raw is None:
+        if not env.dev:
+            env.errors.append(
+                SettingsError(
+                    name,
+                    f"is required: the secret page tokens are signed with, at least {MIN_KEY_BYTES} "
+                    "characters (several, comma-separated, while rotating: the first signs)",
+                )
+            )
+        return (development_key(service),)
+    keys = tuple(part.strip().encode() for part in raw.split(",") if part.strip())
+    if not keys or any(len(key) < MIN_KEY_BYTES for key in keys):
+        # The value is a secret: its length is all the message tells.
+        env.errors.append(SettingsError(name, f"each key must be at least {MIN_KEY_BYTES} characters"))
+        return (development_key(service),)
+    return keys
 
 
 @dataclass(frozen=True)
 class AuthSettings:
-    """Where tokens come from. Without AUTH_JWKS the local development issuer under ./var is trusted."""
+    """Where tokens come from: the identity provider's JWKS, or (AUTH_DEV=true, never in production) the
+    local development issuer under ./var."""
 
     issuer: str | None
     audience: str
@@ -154,6 +242,14 @@ class AuthSettings:
     def from_env(cls, env: Env) -> AuthSettings:
         jwks = env.optional_text("AUTH_JWKS")
         issuer = env.optional_text("AUTH_ISSUER")
+        if jwks is None and not env.dev:
+            env.errors.append(
+                SettingsError(
+                    "AUTH_JWKS",
+                    "is required: the URL or file of the identity provider's JWKS "
+                    "(AUTH_DEV=true trusts the local development issuer instead, for local runs only)",
+                )
+            )
         if jwks is not None and issuer is None:
             env.errors.append(SettingsError("AUTH_ISSUER", "is required when AUTH_JWKS is set"))
         if jwks is not None and not (

@@ -38,24 +38,60 @@ def status_code(error: DomainError) -> grpc.StatusCode:
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
+# The status travels in the call's trailers twice (grpc-message, percent-encoded, and the details,
+# base64-encoded), and clients refuse trailers beyond 8 KiB by default: an error that quoted a caller's
+# huge value would reach them as RESOURCE_EXHAUSTED instead of itself. So every part is cut to a budget.
+TRAILER_BUDGET_BYTES = 6 * 1024
+MAX_MESSAGE_CHARS = 400
+MAX_FIELD_CHARS = 100
+MAX_DESCRIPTION_CHARS = 200
+MAX_METADATA_CHARS = 200
+MAX_VIOLATIONS = 10
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _trailer_bytes(status: status_pb2.Status) -> int:
+    # Percent-encoding can triple a message's UTF-8 bytes; base64 adds a third to the details.
+    return 3 * len(status.message.encode()) + (4 * int(status.ByteSize()) + 2) // 3
+
+
 def to_status(error: DomainError) -> status_pb2.Status:
-    """The google.rpc.Status for a domain error: an ErrorInfo always, BadRequest for bad fields."""
+    """The google.rpc.Status for a domain error: an ErrorInfo always, BadRequest for bad fields.
+
+    Within the trailer budget: long texts are cut, and of many violations the first ones are kept with
+    a last one saying how many more there were.
+    """
+    metadata = {_cut(k, MAX_FIELD_CHARS): _cut(v, MAX_METADATA_CHARS) for k, v in error.metadata.items()}
     info = any_pb2.Any()
-    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata))
-    details = [info]
-    if isinstance(error, InvalidArgument):
-        bad_request = any_pb2.Any()
-        bad_request.Pack(
-            error_details_pb2.BadRequest(
-                field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in error.violations
-                ]
-            )
-        )
-        details.append(bad_request)
+    info.Pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=metadata))
     code: int = status_code(error).value[0]
-    return status_pb2.Status(code=code, message=error.message, details=details)
+    message = _cut(error.message, MAX_MESSAGE_CHARS)
+    if not isinstance(error, InvalidArgument):
+        return status_pb2.Status(code=code, message=message, details=[info])
+    violations = [
+        error_details_pb2.BadRequest.FieldViolation(
+            field=_cut(v.field, MAX_FIELD_CHARS), description=_cut(v.description, MAX_DESCRIPTION_CHARS)
+        )
+        for v in error.violations
+    ]
+    keep = min(len(violations), MAX_VIOLATIONS)
+    while True:
+        kept = violations[:keep]
+        if keep < len(violations):
+            kept.append(
+                error_details_pb2.BadRequest.FieldViolation(
+                    field="request", description=f"and {len(violations) - keep:,} more problems"
+                )
+            )
+        bad_request = any_pb2.Any()
+        bad_request.Pack(error_details_pb2.BadRequest(field_violations=kept))
+        status = status_pb2.Status(code=code, message=message, details=[info, bad_request])
+        if keep <= 1 or _trailer_bytes(status) <= TRAILER_BUDGET_BYTES:
+            return status
+        keep -= 1
 
 
 def internal_status(trace_id: str | None) -> status_pb2.Status:
