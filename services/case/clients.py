@@ -14,6 +14,7 @@ from typing import Protocol
 import grpc
 from aldredirekt.directory.v1 import directory_pb2 as pb
 from aldredirekt.directory.v1 import directory_pb2_grpc
+from aldredirekt.mirror.v1 import mirror_pb2, mirror_pb2_grpc
 
 from services.case.model import Routing
 from services.common.auth import Caller
@@ -137,3 +138,48 @@ class GrpcDirectory:
             raise domain_error(error, service="directory") from None
         unit: str = answer.officer.unit
         return unit.removeprefix("units/")
+
+
+@dataclass(frozen=True)
+class CareSystemRouting:
+    """What the district's care system says of a person, through the mirror: their district and named
+    officer (or team)."""
+
+    district_id: str
+    officer_id: str
+    team: str
+    postal_code: str
+
+
+class CareSystem(Protocol):
+    async def routing(self, caller: Caller, *, person_number: str, purpose: str) -> CareSystemRouting | None:
+        """None when no district's Paraply holds the person with a current decision; Unavailable when the
+        mirror does not answer."""
+        ...
+
+
+@dataclass
+class GrpcMirror:
+    """The mirror's GetRouting, with the agent's own token passed on (the mirror logs the read as theirs)."""
+
+    channel: grpc.aio.Channel
+    timeout: float = 2.0
+
+    async def routing(self, caller: Caller, *, person_number: str, purpose: str) -> CareSystemRouting | None:
+        stub = mirror_pb2_grpc.MirrorServiceStub(self.channel)
+        try:
+            answer = await stub.GetRouting(
+                mirror_pb2.GetRoutingRequest(person_number=person_number, purpose=purpose),
+                metadata=(("authorization", f"Bearer {caller.token}"),),
+                timeout=self.timeout,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise domain_error(error, service="mirror") from None
+        if not answer.found:
+            return None
+        return CareSystemRouting(
+            district_id=answer.district.removeprefix("districts/"),
+            officer_id=answer.named_officer.removeprefix("officers/"),
+            team=answer.team,
+            postal_code=answer.postal_code,
+        )

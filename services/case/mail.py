@@ -1,27 +1,25 @@
-"""Sending the outbox: mail queued in a case's own transaction goes out over SMTP, exactly once.
+"""Mail out of the shared outbox: the case service's notices, delivered over SMTP.
 
-A mail is marked sent only after the SMTP server accepted it. If that mark is lost (a crash between the two),
-the mail goes again with the same Message-ID, which receivers use to drop the duplicate. Failures back off;
-nothing is ever dropped.
+A mail is queued in the case's own transaction (store.CaseRepository.queue_mail) with its Message-ID fixed
+then; the outbox hands it here. If the mark "sent" is lost after the relay accepted it (a crash between the
+two), the mail goes again with the same Message-ID, which receivers use to drop the duplicate. A refusal
+the relay calls permanent (5xx) makes the message dead for an operator to see; anything else is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import smtplib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Protocol
 
-from services.case.store import CaseUnitOfWork, QueuedMail
-
-log = logging.getLogger("aldredirekt.case.mail")
+from services.case.model import Mail
+from services.common.outbox import DeliveryFailed, OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -58,83 +56,53 @@ class SmtpTransport:
         await asyncio.to_thread(self._send, message)
 
 
-def build_message(queued: QueuedMail, sender: str, now: datetime) -> EmailMessage:
+def build_message(mail: Mail, *, message_id: str, sender: str, now: datetime) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
-    message["To"] = ", ".join(queued.mail.recipients)
-    message["Subject"] = queued.mail.subject
-    message["Message-ID"] = queued.message_id
+    message["To"] = ", ".join(mail.recipients)
+    message["Subject"] = mail.subject
+    message["Message-ID"] = message_id
     message["Date"] = format_datetime(now)
     message["Auto-Submitted"] = "auto-generated"
-    if queued.mail.urgent:
+    if mail.urgent:
         message["Importance"] = "high"
         message["X-Priority"] = "1"
-    message.set_content(queued.mail.body)
+    message.set_content(mail.body)
     return message
 
 
-def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(600, 5 * 2 ** min(attempts, 10)))
+def _permanent(error: smtplib.SMTPException) -> bool:
+    code = getattr(error, "smtp_code", None)
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [answer[0] for answer in error.recipients.values()]
+        return bool(codes) and all(500 <= c < 600 for c in codes)
+    return isinstance(code, int) and 500 <= code < 600
 
 
-class OutboxDispatcher:
+class MailDelivery:
+    """Delivers the outbox's mail messages."""
+
     def __init__(
         self,
-        uow: Callable[..., CaseUnitOfWork],
         transport: MailTransport,
         *,
         sender: str,
-        lease: timedelta = timedelta(minutes=2),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
-        self.uow = uow
         self.transport = transport
         self.sender = sender
-        self.lease = lease
         self.clock = clock
-        self._wake = asyncio.Event()
 
-    def wake(self) -> None:
-        """Asks for a round now, e.g. right after a forward committed."""
-        self._wake.set()
-
-    async def send_due(self, *, limit: int = 50) -> int:
-        """Sends what is due; returns how many were sent."""
-        now = self.clock()
-        async with self.uow() as uow:
-            claimed = await uow.cases.claim_mail(now, lease_until=now + self.lease, limit=limit)
-            await uow.commit()
-        sent = 0
-        for queued in claimed:
-            try:
-                await self.transport.send(build_message(queued, self.sender, self.clock()))
-            except (OSError, smtplib.SMTPException) as error:
-                attempts = queued.attempts + 1
-                async with self.uow() as uow:
-                    await uow.cases.mail_failed(
-                        queued.mail_id,
-                        attempts=attempts,
-                        retry_at=self.clock() + backoff(attempts),
-                        error=f"{type(error).__name__}: {error}",
-                    )
-                    await uow.commit()
-                log.warning(
-                    "mail %s not sent (attempt %d): %s", queued.mail_id, attempts, type(error).__name__
-                )
-                continue
-            async with self.uow() as uow:
-                await uow.cases.mail_sent(queued.mail_id, self.clock())
-                await uow.commit()
-            sent += 1
-        return sent
-
-    async def run(self, interval: float) -> None:
-        while True:
-            try:
-                while await self.send_due():
-                    pass
-            except Exception:
-                log.exception("the outbox round failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=interval)
-            self._wake.clear()
+    async def __call__(self, message: OutboxMessage) -> None:
+        mail = Mail.decode(message.payload)
+        if not mail.recipients:
+            raise DeliveryFailed("the mail has no recipient", permanent=True)
+        email = build_message(mail, message_id=message.delivery_key, sender=self.sender, now=self.clock())
+        try:
+            await self.transport.send(email)
+        except smtplib.SMTPException as error:
+            raise DeliveryFailed(
+                f"the relay refused: {type(error).__name__}", permanent=_permanent(error)
+            ) from None
+        except OSError as error:
+            raise DeliveryFailed(f"the relay did not answer: {type(error).__name__}") from None

@@ -1,23 +1,28 @@
-"""The directory service: `bootstrap()` wires it, `serve()` runs it (python -m services.directory.main)."""
+"""The directory service: its settings, `bootstrap()` (the one place it is wired) and its definition for the
+runtime (python -m services.directory.main)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aldredirekt.directory.v1 import directory_pb2, directory_pb2_grpc
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.audit_writer import AccessLog, AccessLogWriter
+from services.common.house import house_services
 from services.common.migrate import migrations_dir
-from services.common.runtime import build_verifier, main_of, open_database, start_service
-from services.common.server import ServiceDefinition
+from services.common.pagination import PageTokens
+from services.common.runtime import ServiceDefinition, Wiring, main, open_engine
+from services.common.server import GrpcService
 from services.common.settings import AuthSettings, Env, ServerSettings
-from services.common.telemetry import configure_telemetry
+from services.common.telemetry import Telemetry
 from services.directory.api import DirectoryServicer
 from services.directory.handlers import Directory, SnapshotCache
-from services.directory.store import access_log, unit_of_work_factory
+from services.directory.store import shared, unit_of_work_factory
 
 SERVICE = "directory"
 DEFAULT_PORT = 50052
@@ -34,7 +39,7 @@ class DirectorySettings:
     cache_seconds: float
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> DirectorySettings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DirectorySettings:
         env = Env(environ)
         settings = cls(
             server=ServerSettings.from_env(env, service=SERVICE, default_port=DEFAULT_PORT),
@@ -46,51 +51,53 @@ class DirectorySettings:
         return settings
 
 
-def bootstrap(
-    settings: DirectorySettings, engine: AsyncEngine, *, access: AccessLog | None = None
-) -> Directory:
-    """Wires the use cases to a database engine, or to a fake access log in tests."""
-    return Directory(
+async def bootstrap(
+    settings: DirectorySettings,
+    *,
+    telemetry: Telemetry | None = None,
+    access: AccessLog | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Wiring[Directory]:
+    """Wires the directory: its database, the access log, the copy in memory. Tests pass fakes."""
+    now = clock or (lambda: datetime.now(UTC))
+    engine = open_engine(settings.server, telemetry)
+    access_log = access or AccessLogWriter(engine, shared.access_log, service=SERVICE)
+    closers: list[Callable[[], Any]] = []
+    if isinstance(access_log, AccessLogWriter):
+        closers.append(access_log.close)
+    directory = Directory(
         uow=unit_of_work_factory(engine),
-        access_log=access or AccessLogWriter(engine, access_log, service=SERVICE),
+        access_log=access_log,
         contact_center_phone=settings.contact_center_phone,
         cache=SnapshotCache(max_age=settings.cache_seconds),
+        clock=now,
     )
-
-
-def service_definition(directory: Directory) -> ServiceDefinition:
-    return ServiceDefinition(
-        add_to_server=directory_pb2_grpc.add_DirectoryServiceServicer_to_server,
-        servicer=DirectoryServicer(directory),
-        full_name=directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"].full_name,
-    )
-
-
-async def serve(settings: DirectorySettings) -> None:
-    telemetry = configure_telemetry(SERVICE)
-    engine = await open_database(settings.server, MIGRATIONS, telemetry)
-    directory = bootstrap(settings, engine)
-    server = await start_service(
-        settings=settings.server,
+    pages = PageTokens(settings.server.page_token_keys, service=SERVICE)
+    return Wiring(
+        core=directory,
         engine=engine,
-        migrations=MIGRATIONS,
-        verifier=build_verifier(settings.auth),
-        telemetry=telemetry,
-        services=[service_definition(directory)],
+        services=[
+            GrpcService(
+                descriptor=directory_pb2.DESCRIPTOR.services_by_name["DirectoryService"],
+                add_to_server=directory_pb2_grpc.add_DirectoryServiceServicer_to_server,
+                servicer=DirectoryServicer(directory, pages),
+            ),
+            *house_services(
+                service=SERVICE, engine=engine, tables=shared, access_log=access_log, pages=pages, clock=now
+            ),
+        ],
+        closers=closers,
     )
-    try:
-        await server.wait_for_signal(settings.server.grace_seconds)
-    finally:
-        if isinstance(directory.access_log, AccessLogWriter):
-            await directory.access_log.close()
-        await engine.dispose()
-        telemetry.shutdown()
-        log.info("stopped")
 
 
-def main() -> None:
-    main_of(SERVICE, "services.directory.main", DirectorySettings.from_env, serve)
+DEFINITION: ServiceDefinition[DirectorySettings, Directory] = ServiceDefinition(
+    name=SERVICE,
+    module="services.directory.main",
+    migrations=MIGRATIONS,
+    load_settings=DirectorySettings.from_env,
+    bootstrap=bootstrap,
+)
 
 
 if __name__ == "__main__":
-    main()
+    main(DEFINITION)

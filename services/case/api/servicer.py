@@ -3,11 +3,13 @@ Nothing else happens here."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 from aldredirekt.case.v1 import case_pb2 as pb
 from aldredirekt.case.v1 import case_pb2_grpc
+from google.protobuf.message import Message
 
 from services.case import handlers
 from services.case.api.mapping import (
@@ -30,10 +32,11 @@ from services.case.api.mapping import (
 )
 from services.case.handlers import Cases, GrantedConsent
 from services.case.handlers.cases import log_reads
-from services.case.model import Case, ConsentGiver, FeedbackChannel, GrantScope, ReferenceKind
+from services.case.model import Case, ConsentGiver, FeedbackChannel, GrantScope, ReferenceKind, RoutingBasis
 from services.case.model.statistics import statistics_csv
 from services.common.auth import Role
 from services.common.commands import run_command
+from services.common.db import Idempotency
 from services.common.errors import InvalidArgument, quoted
 from services.common.names import resource_id
 from services.common.pagination import PageTokens
@@ -41,8 +44,14 @@ from services.common.protoconv import from_date_message, parse_month, timestamp
 from services.common.server import allow, current_caller
 
 Context = grpc.aio.ServicerContext[Any, Any]
+R = TypeVar("R", bound=Message)
 
 AGENTS = (Role.AGENT,)
+ROUTING_BASES = {
+    RoutingBasis.CARE_SYSTEM: pb.ROUTING_BASIS_CARE_SYSTEM,
+    RoutingBasis.AGENT: pb.ROUTING_BASIS_AGENT,
+    RoutingBasis.DIRECTORY_RULES: pb.ROUTING_BASIS_DIRECTORY_RULES,
+}
 UNIT_STAFF = (Role.OFFICER, Role.UNIT_MANAGER)
 
 
@@ -50,6 +59,24 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
     def __init__(self, cases: Cases, pages: PageTokens):
         self.cases = cases
         self.pages = pages
+
+    async def _case_command(
+        self,
+        method: str,
+        request: Any,
+        response_type: type[R],
+        run: Callable[[Idempotency | None], Awaitable[Case]],
+    ) -> R:
+        """A command that answers with the case: safe to retry by request_id, and a replay logs the read
+        of the person it shows, as the first answer did."""
+        return await run_command(
+            f"case.{method}",
+            request,
+            response_type,
+            run,
+            lambda stored: response_type(case=case_message(stored)),  # type: ignore[call-arg]
+            replayed=self._replayed(method),
+        )
 
     def _replayed(self, action: str) -> Any:
         """Logs, for a replayed command, the read of the person's data its first answer shows, as the first
@@ -142,8 +169,8 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
     async def AddContact(self, request: pb.AddContactRequest, context: Context) -> pb.AddContactResponse:
         case_id = case_id_of(request.name)
         contact = contact_from(request.contact)
-        return await run_command(
-            "case.AddContact",
+        return await self._case_command(
+            "AddContact",
             request,
             pb.AddContactResponse,
             lambda idempotency: handlers.add_contact(
@@ -153,15 +180,13 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 contact=contact,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.AddContactResponse(case=case_message(stored)),
-            replayed=self._replayed("AddContact"),
         )
 
     @allow(*AGENTS)
     async def ResolveCase(self, request: pb.ResolveCaseRequest, context: Context) -> pb.ResolveCaseResponse:
         case_id = case_id_of(request.name)
-        return await run_command(
-            "case.ResolveCase",
+        return await self._case_command(
+            "ResolveCase",
             request,
             pb.ResolveCaseResponse,
             lambda idempotency: handlers.resolve_case(
@@ -171,8 +196,6 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 resolution=request.resolution,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.ResolveCaseResponse(case=case_message(stored)),
-            replayed=self._replayed("ResolveCase"),
         )
 
     @allow(*AGENTS)
@@ -194,15 +217,19 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 note=request.note,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.ForwardCaseResponse(case=case_message(stored)),
+            lambda forwarded: pb.ForwardCaseResponse(
+                case=case_message(forwarded.case),
+                routing_basis=ROUTING_BASES[forwarded.basis],
+                routing_note=forwarded.note,
+            ),
             replayed=self._replayed("ForwardCase"),
         )
 
     @allow(*AGENTS)
     async def ReopenCase(self, request: pb.ReopenCaseRequest, context: Context) -> pb.ReopenCaseResponse:
         case_id = case_id_of(request.name)
-        return await run_command(
-            "case.ReopenCase",
+        return await self._case_command(
+            "ReopenCase",
             request,
             pb.ReopenCaseResponse,
             lambda idempotency: handlers.reopen_case(
@@ -212,8 +239,6 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 reason=request.reason,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.ReopenCaseResponse(case=case_message(stored)),
-            replayed=self._replayed("ReopenCase"),
         )
 
     @allow(*UNIT_STAFF)
@@ -234,23 +259,21 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
         self, request: pb.AcknowledgeCaseRequest, context: Context
     ) -> pb.AcknowledgeCaseResponse:
         case_id = case_id_of(request.name)
-        return await run_command(
-            "case.AcknowledgeCase",
+        return await self._case_command(
+            "AcknowledgeCase",
             request,
             pb.AcknowledgeCaseResponse,
             lambda idempotency: handlers.acknowledge_case(
                 cases=self.cases, caller=current_caller(), case_id=case_id, idempotency=idempotency
             ),
-            lambda stored: pb.AcknowledgeCaseResponse(case=case_message(stored)),
-            replayed=self._replayed("AcknowledgeCase"),
         )
 
     @allow(*UNIT_STAFF)
     async def AssignCase(self, request: pb.AssignCaseRequest, context: Context) -> pb.AssignCaseResponse:
         case_id = case_id_of(request.name)
         officer_id = resource_id(request.officer, "officers", "officer")
-        return await run_command(
-            "case.AssignCase",
+        return await self._case_command(
+            "AssignCase",
             request,
             pb.AssignCaseResponse,
             lambda idempotency: handlers.assign_case(
@@ -260,8 +283,6 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 officer_id=officer_id,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.AssignCaseResponse(case=case_message(stored)),
-            replayed=self._replayed("AssignCase"),
         )
 
     @allow(*UNIT_STAFF)
@@ -273,8 +294,8 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
             FeedbackChannel, "FEEDBACK_CHANNEL_", request.channel, pb.FeedbackChannel, "channel"
         )
         assert channel is not None
-        return await run_command(
-            "case.RecordFeedback",
+        return await self._case_command(
+            "RecordFeedback",
             request,
             pb.RecordFeedbackResponse,
             lambda idempotency: handlers.record_feedback(
@@ -285,15 +306,13 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 note=request.note,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.RecordFeedbackResponse(case=case_message(stored)),
-            replayed=self._replayed("RecordFeedback"),
         )
 
     @allow(*UNIT_STAFF)
     async def ReturnCase(self, request: pb.ReturnCaseRequest, context: Context) -> pb.ReturnCaseResponse:
         case_id = case_id_of(request.name)
-        return await run_command(
-            "case.ReturnCase",
+        return await self._case_command(
+            "ReturnCase",
             request,
             pb.ReturnCaseResponse,
             lambda idempotency: handlers.return_case(
@@ -303,8 +322,6 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 reason=request.reason,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.ReturnCaseResponse(case=case_message(stored)),
-            replayed=self._replayed("ReturnCase"),
         )
 
     @allow(Role.AGENT, *UNIT_STAFF, Role.AUDITOR)
@@ -398,8 +415,8 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
         self, request: pb.RecordSatisfactionRequest, context: Context
     ) -> pb.RecordSatisfactionResponse:
         case_id = case_id_of(request.name)
-        return await run_command(
-            "case.RecordSatisfaction",
+        return await self._case_command(
+            "RecordSatisfaction",
             request,
             pb.RecordSatisfactionResponse,
             lambda idempotency: handlers.record_satisfaction(
@@ -409,8 +426,6 @@ class CaseServicer(case_pb2_grpc.CaseServiceServicer):
                 score=request.score,
                 idempotency=idempotency,
             ),
-            lambda stored: pb.RecordSatisfactionResponse(case=case_message(stored)),
-            replayed=self._replayed("RecordSatisfaction"),
         )
 
     @allow(Role.AGENT, Role.UNIT_MANAGER, Role.AUDITOR, Role.FINANCE)

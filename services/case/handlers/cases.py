@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from services.case.clients import Directory
+from services.case.clients import CareSystem, Directory
 from services.case.model import Case, ReferenceItem
 from services.case.store import CaseUnitOfWork, Registrar
 from services.common.audit import AccessRecord
@@ -48,6 +48,8 @@ class Cases:
     reference: ReferenceCache = field(default_factory=ReferenceCache)
     # Called after a transaction that queued mail committed, so the outbox is sent without waiting.
     mail_queued: Callable[[], None] = field(default=lambda: None)
+    # The districts' care systems, through the mirror: who is named responsible for a person.
+    care_system: CareSystem | None = None
 
 
 async def reference_items(cases: Cases) -> list[ReferenceItem]:

@@ -180,6 +180,14 @@ class Consent:
         return f"cases/{self.case_id}/consents/{self.consent_id}"
 
 
+class RoutingBasis(StrEnum):
+    """How a forwarded case found its unit and officer."""
+
+    CARE_SYSTEM = "care_system"
+    AGENT = "agent"
+    DIRECTORY_RULES = "directory_rules"
+
+
 @dataclass(frozen=True)
 class Routing:
     """Where the directory says a case goes."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +53,7 @@ from services.case.store.tables import (
     reference_items,
 )
 from services.common.business_calendar import to_local
-from services.common.db import Idempotency, UnitOfWork, save_at_revision, utc
+from services.common.db import Fence, Idempotency, UnitOfWork, save_at_revision, utc
 from services.common.outbox import enqueue
 
 MAIL = "mail"
@@ -194,7 +194,6 @@ def event_values(case_id: int, event: Event) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
 class CaseRepository:
     def __init__(self, conn: AsyncConnection):
         self.conn = conn
@@ -553,7 +552,9 @@ class CaseUnitOfWork(UnitOfWork):
 
 
 def unit_of_work_factory(engine: AsyncEngine) -> Callable[..., CaseUnitOfWork]:
-    def make(*, write: bool = True, idempotency: Idempotency | None = None) -> CaseUnitOfWork:
-        return CaseUnitOfWork(engine, write=write, idempotency=idempotency)
+    def make(
+        *, write: bool = True, idempotency: Idempotency | None = None, fence: Fence | None = None
+    ) -> CaseUnitOfWork:
+        return CaseUnitOfWork(engine, write=write, idempotency=idempotency, fence=fence)
 
     return make

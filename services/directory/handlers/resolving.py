@@ -69,6 +69,9 @@ async def resolve_responsible(*, directory: Directory, caller: Caller, query: Re
     # there is nobody's data to log.
     person = query.person
     violations: list[FieldViolation] = []
+    code = query.postal_code
+    if code is not None and not (len(code) == 5 and code.isascii() and code.isdigit()):
+        violations.append(FieldViolation("postal_code", "must be five digits, e.g. 16270 or 162 70"))
     if not query.district_id and not query.postal_code and not query.named_id:
         violations.append(
             FieldViolation("district", "give the person's district, postal code or named officer")

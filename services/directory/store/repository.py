@@ -4,7 +4,7 @@ domain types."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.common.db import Idempotency, UnitOfWork, save_at_revision, utc
+from services.common.db import Fence, Idempotency, UnitOfWork, save_at_revision, utc
 from services.directory.model import (
     Absence,
     Area,
@@ -672,8 +672,10 @@ class DirectoryUnitOfWork(UnitOfWork):
         self.directory = DirectoryRepository(conn)
 
 
-def unit_of_work_factory(engine: AsyncEngine) -> Any:
-    def make(*, write: bool = True, idempotency: Idempotency | None = None) -> DirectoryUnitOfWork:
-        return DirectoryUnitOfWork(engine, write=write, idempotency=idempotency)
+def unit_of_work_factory(engine: AsyncEngine) -> Callable[..., DirectoryUnitOfWork]:
+    def make(
+        *, write: bool = True, idempotency: Idempotency | None = None, fence: Fence | None = None
+    ) -> DirectoryUnitOfWork:
+        return DirectoryUnitOfWork(engine, write=write, idempotency=idempotency, fence=fence)
 
     return make

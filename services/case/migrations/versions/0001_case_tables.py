@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from services.common import shared_migrations
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -17,34 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_table(
-        "access_log",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("actor", sa.String(length=255), nullable=False),
-        sa.Column("actor_role", sa.String(length=64), nullable=False),
-        sa.Column("person_number", sa.String(length=12), nullable=False),
-        sa.Column("action", sa.String(length=128), nullable=False),
-        sa.Column("purpose", sa.String(length=255), nullable=False),
-        sa.Column("service", sa.String(length=64), nullable=False),
-        sa.Column("prev_hash", sa.String(length=64), nullable=False),
-        sa.Column("hash", sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("seq"),
-    )
-    with op.batch_alter_table("access_log", schema=None) as batch_op:
-        batch_op.create_index("ix_access_log_person_number_seq", ["person_number", "seq"], unique=False)
-
-    op.create_table(
-        "access_log_head",
-        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("last_hash", sa.String(length=64), nullable=False),
-        sa.PrimaryKeyConstraint("id"),
-    )
+    shared_migrations.create_access_log()
     op.create_table(
         "cases",
         sa.Column(
@@ -91,16 +66,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_cases_person_number"), ["person_number"], unique=False)
         batch_op.create_index("ix_cases_unit_queue", ["unit_id", "status", "deadline"], unique=False)
 
-    op.create_table(
-        "idempotency_keys",
-        sa.Column("method", sa.String(length=200), nullable=False),
-        sa.Column("subject", sa.String(length=200), nullable=False),
-        sa.Column("request_id", sa.String(length=128), nullable=False),
-        sa.Column("payload_hash", sa.String(length=64), nullable=False),
-        sa.Column("response", sa.LargeBinary(), nullable=False),
-        sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("method", "subject", "request_id"),
-    )
+    shared_migrations.create_idempotency_keys()
     op.create_table(
         "reference_items",
         sa.Column("kind", sa.String(length=20), nullable=False),
@@ -266,7 +232,7 @@ def downgrade() -> None:
 
     op.drop_table("case_events")
     op.drop_table("reference_items")
-    op.drop_table("idempotency_keys")
+    shared_migrations.drop_idempotency_keys()
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index("ix_cases_unit_queue")
         batch_op.drop_index(batch_op.f("ix_cases_person_number"))
@@ -274,8 +240,4 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_cases_create_time"))
 
     op.drop_table("cases")
-    op.drop_table("access_log_head")
-    with op.batch_alter_table("access_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_access_log_person_number_seq")
-
-    op.drop_table("access_log")
+    shared_migrations.drop_access_log()
