@@ -1,0 +1,1 @@
+"""The mirror's use cases: syncing each source, reading a person, and what operators do."""
