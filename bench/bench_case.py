@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ import asyncpg
 import grpc
 from aldredirekt.case.v1 import case_pb2 as pb
 from aldredirekt.case.v1 import case_pb2_grpc
-from aldredirekt.common.v1 import common_pb2
+from google.type import date_pb2
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import insert, text
 
@@ -72,14 +72,15 @@ from bench.harness import (
 )
 from services.case import handlers
 from services.case.handlers import Cases
-from services.case.main import MIGRATIONS, CaseSettings, bootstrap
-from services.case.model import Case, Routing
+from services.case.main import DEFINITION, MIGRATIONS, CaseSettings
+from services.case.model import Case, Routing, Statistics
 from services.case.store import cases as cases_table
 from services.common.audit_writer import MemoryAccessLog
-from services.common.auth import Caller, Role
+from services.common.auth import Caller
 from services.common.db import create_engine
 from services.common.devissuer import DevIssuer
 from services.common.migrate import upgrade_to_head
+from services.common.runtime import wired
 from services.directory.main import DirectorySettings
 from support.ports import free_port
 from synthcity.cases import case_rows, generate_cases, unit_queue_rows
@@ -99,9 +100,6 @@ HISTORY_END = date(2025, 12, 31)
 STATISTICS_YEAR = 2023
 LOAD_BATCH = 20_000
 COLUMNS = tuple(column.name for column in cases_table.columns if column.name != "id")
-AUDITOR = Caller(
-    subject="bench-auditor", roles=frozenset({Role.AUDITOR}), unit=None, person_number=None, token=""
-)
 
 
 class UnexpectedAnswer(Exception):
@@ -285,13 +283,13 @@ class NoDirectory:
 
 async def time_statistics(
     cases: Cases, start: date, end: date, *, repeat: int = 3
-) -> tuple[list[float], handlers.Statistics]:
+) -> tuple[list[float], Statistics]:
     timings = []
     answer = None
     for _ in range(repeat):
         began = time.perf_counter()
         answer = await handlers.case_statistics(
-            cases=cases, caller=AUDITOR, start=start, end=end, dimensions=["month", "case_type"]
+            cases=cases, start=start, end=end, dimensions=["month", "case_type"]
         )
         timings.append(time.perf_counter() - began)
     assert answer is not None
@@ -299,15 +297,13 @@ async def time_statistics(
 
 
 async def statistics_on(url: str, settings: CaseSettings) -> dict[str, Any]:
-    engine = create_engine(url)
-    try:
-        cases = bootstrap(settings, engine, directory=NoDirectory(), access=MemoryAccessLog())
+    configured = replace(settings, server=replace(settings.server, database_url=url, migrate_on_start=False))
+    async with wired(DEFINITION, configured, directory=NoDirectory(), access=MemoryAccessLog()) as wiring:
+        cases = wiring.core
         year, answer = await time_statistics(
             cases, date(STATISTICS_YEAR, 1, 1), date(STATISTICS_YEAR, 12, 31)
         )
         everything, whole = await time_statistics(cases, HISTORY_START, HISTORY_END, repeat=1)
-    finally:
-        await engine.dispose()
     return {
         "year_s": round(statistics.median(year), 3),
         "year_first_s": round(year[0], 3),
@@ -321,8 +317,8 @@ async def statistics_on(url: str, settings: CaseSettings) -> dict[str, Any]:
 
 async def statistics_over_grpc(address: str, token: str) -> tuple[float, int]:
     request = pb.GetCaseStatisticsRequest(
-        start_date=common_pb2.Date(year=STATISTICS_YEAR, month=1, day=1),
-        end_date=common_pb2.Date(year=STATISTICS_YEAR, month=12, day=31),
+        start_date=date_pb2.Date(year=STATISTICS_YEAR, month=1, day=1),
+        end_date=date_pb2.Date(year=STATISTICS_YEAR, month=12, day=31),
         group_by=[pb.STATISTICS_DIMENSION_MONTH, pb.STATISTICS_DIMENSION_CASE_TYPE],
     )
     async with grpc.aio.insecure_channel(address) as channel:
@@ -413,6 +409,7 @@ def main() -> int:
         sqlite_url = f"sqlite+aiosqlite:///{sqlite_path}"
         case_env = {
             "CASE_DATABASE_URL": case_url,
+            "AUTH_DEV": "true",
             "AUTH_DEV_DIR": str(dev_dir),
             "CASE_GRANT_KEY_FILE": str(root / "grant-key.pem"),
             "LOG_LEVEL": "WARNING",
@@ -421,13 +418,19 @@ def main() -> int:
             "CASE_OVERDUE_INTERVAL_SECONDS": "3600",
             "CASE_OUTBOX_INTERVAL_SECONDS": "3600",
             "CASE_SMTP_PORT": str(free_port()),
+            # No mirror in this benchmark: forwards go by the directory's rules.
+            "CASE_MIRROR_ADDRESS": f"127.0.0.1:{free_port()}",
         }
         settings = CaseSettings.from_env(case_env)
         note(
             asyncio.run(
                 seed_directory(
                     DirectorySettings.from_env(
-                        {"DIRECTORY_DATABASE_URL": directory_url, "AUTH_DEV_DIR": str(dev_dir)}
+                        {
+                            "DIRECTORY_DATABASE_URL": directory_url,
+                            "AUTH_DEV_DIR": str(dev_dir),
+                            "AUTH_DEV": "true",
+                        }
                     ),
                     force=True,
                     city_seed=arguments.city_seed,
@@ -450,6 +453,7 @@ def main() -> int:
             env={
                 "DIRECTORY_PORT": str(directory_port),
                 "DIRECTORY_DATABASE_URL": directory_url,
+                "AUTH_DEV": "true",
                 "AUTH_DEV_DIR": str(dev_dir),
                 "LOG_LEVEL": "WARNING",
                 "DIRECTORY_GRACE_SECONDS": "2",

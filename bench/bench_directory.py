@@ -236,7 +236,7 @@ def main() -> int:
     ):
         dev_dir = Path(folder) / "dev-issuer"
         settings = DirectorySettings.from_env(
-            {"DIRECTORY_DATABASE_URL": database_url, "AUTH_DEV_DIR": str(dev_dir)}
+            {"DIRECTORY_DATABASE_URL": database_url, "AUTH_DEV_DIR": str(dev_dir), "AUTH_DEV": "true"}
         )
         note(
             asyncio.run(
@@ -258,6 +258,7 @@ def main() -> int:
             env={
                 "DIRECTORY_PORT": str(port),
                 "DIRECTORY_DATABASE_URL": database_url,
+                "AUTH_DEV": "true",
                 "AUTH_DEV_DIR": str(dev_dir),
                 "LOG_LEVEL": "WARNING",
                 "DIRECTORY_GRACE_SECONDS": "2",

@@ -270,6 +270,9 @@ def run_step(*args: str) -> None:
 
 
 def main() -> int:
+    # A local run: the development issuer, development keys and every service on loopback. Production
+    # never sets this, and without it a service refuses to start on missing settings.
+    os.environ["AUTH_DEV"] = "true"
     # Before anything is seeded or started: a second `make run` must not get halfway and then fail.
     problems = port_problems(COMPONENTS, os.environ)
     if problems:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from services.common.errors import InvalidArgument
-from services.directory.transfer import HEADERS as DIRECTORY_CSV_HEADERS
+from services.directory.model.transfer import HEADERS as DIRECTORY_CSV_HEADERS
 from synthcity.city import City, WeeklyPeriod, generate_city
 
 __all__ = ["HEADERS", "directory_csv_files", "main"]

@@ -8,41 +8,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from dataclasses import replace
 
 from services.common.audit_writer import MemoryAccessLog
-from services.common.auth import Caller, Role
-from services.common.db import create_engine
-from services.common.migrate import upgrade_to_head
+from services.common.runtime import wired
+from services.common.settings import SettingsError
 from services.directory import handlers
-from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
+from services.directory.main import DEFINITION, DirectorySettings
 from services.directory.store import units
 from synthcity.city import generate_city
 from synthcity.directory_csv import directory_csv_files
 
-SEEDER = Caller(
-    subject="seed", roles=frozenset({Role.DIRECTORY_ADMIN}), unit=None, person_number=None, token=""
-)
-
 
 async def seed(settings: DirectorySettings, *, force: bool, city_seed: int, officers: int) -> str:
-    engine = create_engine(settings.server.database_url)
-    try:
-        await upgrade_to_head(engine, MIGRATIONS)
-        directory = bootstrap(settings, engine, access=MemoryAccessLog())
+    """Imports the city, through the directory's own use case, unless units exist (or with `force`)."""
+    async with wired(
+        DEFINITION,
+        replace(settings, server=replace(settings.server, migrate_on_start=True)),
+        access=MemoryAccessLog(),
+    ) as wiring:
+        directory = wiring.core
         async with directory.uow(write=False) as uow:
             existing = await uow.directory.count(units)
         if existing and not force:
             return f"directory: {existing} units already there, not seeded (use --force to replace)"
         files = directory_csv_files(generate_city(seed=city_seed, officers=officers))
-        counts = await handlers.import_directory(
-            directory=directory, caller=SEEDER, files=files, validate_only=False
-        )
-        return (
-            f"directory: seeded {counts.units} units, {counts.officers} officers, "
-            f"{counts.absences} absences, {counts.areas} areas, {counts.rules} rules"
-        )
-    finally:
-        await engine.dispose()
+        counts = await handlers.import_directory(directory=directory, files=files, validate_only=False)
+    return (
+        f"directory: seeded {counts.units} units, {counts.officers} officers, "
+        f"{counts.absences} absences, {counts.areas} areas, {counts.rules} rules"
+    )
 
 
 def main() -> None:
@@ -51,10 +47,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026, help="the synthetic city's random seed")
     parser.add_argument("--officers", type=int, default=400)
     arguments = parser.parse_args()
+    try:
+        settings = DirectorySettings.from_env()
+    except SettingsError as error:
+        sys.exit(f"directory: configuration error: {error}")
     print(
         asyncio.run(
             seed(
-                DirectorySettings.from_env(),
+                settings,
                 force=arguments.force,
                 city_seed=arguments.seed,
                 officers=arguments.officers,

@@ -14,26 +14,26 @@ from typing import Any
 import grpc
 import pytest
 from aldredirekt.case.v1 import case_pb2_grpc
+from aldredirekt.common.v1 import access_log_pb2_grpc
 from aldredirekt.directory.v1 import directory_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.case.directory_client import GrpcDirectory
 from services.case.handlers import Cases
-from services.case.mail import OutboxDispatcher, SmtpTransport
-from services.case.main import MIGRATIONS as CASE_MIGRATIONS
-from services.case.main import CaseSettings, bootstrap, service_definition
-from services.common.audit_writer import AccessLogWriter, MemoryAccessLog
+from services.case.main import DEFINITION as CASE_DEFINITION
+from services.case.main import CaseSettings
+from services.common import runtime
+from services.common.audit_writer import MemoryAccessLog
 from services.common.devissuer import DevIssuer
-from services.common.runtime import build_verifier, open_database, start_service
-from services.common.server import GrpcServer
+from services.common.outbox import OutboxSender
+from services.common.runtime import Running, wired
 from services.directory import handlers as directory_handlers
 from services.directory import main as directory_main
+from services.directory.handlers import Directory
 from support.pgserver import run_blocking
 from support.ports import free_port
 from support.smtp_sink import MailStore
 from synthcity.city import City, generate_city
 from synthcity.directory_csv import directory_csv_files
-from synthcity.seed_directory import SEEDER
 from tests.integration.case.support import (
     copy_sqlite,
     migrated_sqlite_template,
@@ -69,25 +69,40 @@ class MailClock:
 
 @dataclass
 class Stack:
+    """Both services, started as production starts them (services.common.runtime.start), on port 0."""
+
     settings: CaseSettings
     issuer: DevIssuer
-    cases: Cases
-    engine: AsyncEngine
-    case_server: GrpcServer
-    directory_server: GrpcServer
+    case: Running[Cases]
+    directory: Running[Directory]
     stub: case_pb2_grpc.CaseServiceAsyncStub
     directory_stub: directory_pb2_grpc.DirectoryServiceAsyncStub
-    dispatcher: OutboxDispatcher
+    access_log_stub: access_log_pb2_grpc.AccessLogServiceAsyncStub
+    channel: grpc.aio.Channel
     mail_clock: MailClock
     city: City
     _closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
+
+    @property
+    def cases(self) -> Cases:
+        return self.case.core
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.case.wiring.engine
+
+    @property
+    def dispatcher(self) -> OutboxSender:
+        """The case service's outbox sender, for a test that delivers at once instead of waiting."""
+        assert self.case.wiring.outbox is not None
+        return self.case.wiring.outbox
 
     def auth(self, role: str, **claims: Any) -> Metadata:
         """Metadata with a dev token, e.g. auth("officer", unit="units/farsta-bestallarenhet")."""
         return (("authorization", f"Bearer {self.issuer.mint(role=role, **claims)}"),)
 
     async def stop_directory(self) -> None:
-        await self.directory_server.stop(0)
+        await self.directory.stop(0)
 
     async def close(self) -> None:
         for closer in reversed(self._closers):
@@ -109,15 +124,13 @@ def seeded_directory(folder: Path) -> Path:
     url = f"sqlite+aiosqlite:///{path}"
 
     async def seed() -> None:
-        settings = directory_main.DirectorySettings.from_env({"DIRECTORY_DATABASE_URL": url})
-        engine = await open_database(settings.server, directory_main.MIGRATIONS)
-        try:
-            directory = directory_main.bootstrap(settings, engine, access=MemoryAccessLog())
+        settings = directory_main.DirectorySettings.from_env(
+            {"DIRECTORY_DATABASE_URL": url, "AUTH_DEV": "true"}
+        )
+        async with wired(directory_main.DEFINITION, settings, access=MemoryAccessLog()) as wiring:
             await directory_handlers.import_directory(
-                directory=directory, caller=SEEDER, files=city_files(), validate_only=False
+                directory=wiring.core, files=city_files(), validate_only=False
             )
-        finally:
-            await engine.dispose()
 
     run_blocking(seed())
     return path
@@ -130,77 +143,49 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
 
 
 async def start_stack(tmp_path: Path, templates: Templates, case_database_url: str | None = None) -> Stack:
-    """Starts both servers; the case service on a copy of the migrated SQLite database, or on the given
-    database."""
+    """Starts both services through the runtime; the case service on a copy of the migrated SQLite
+    database, or on the given database. Its background jobs run as in production; its clock is real time
+    that a test may move forward (MailClock) to reach a mail's next attempt."""
     dev_dir = tmp_path / "dev"
     closers: list[Callable[[], Awaitable[Any]]] = []
-
     directory_settings = directory_main.DirectorySettings.from_env(
         {
             "DIRECTORY_DATABASE_URL": copy_sqlite(templates.directory, tmp_path / "directory.db"),
+            "AUTH_DEV": "true",
             "AUTH_DEV_DIR": str(dev_dir),
             "DIRECTORY_CACHE_SECONDS": "0",
         }
     )
-    directory_engine = await open_database(directory_settings.server, directory_main.MIGRATIONS)
-    closers.append(directory_engine.dispose)
-    directory = directory_main.bootstrap(directory_settings, directory_engine)
-    if isinstance(directory.access_log, AccessLogWriter):
-        closers.append(directory.access_log.close)
-    directory_server = await start_service(
-        settings=directory_settings.server,
-        engine=directory_engine,
-        migrations=directory_main.MIGRATIONS,
-        verifier=build_verifier(directory_settings.auth),
-        services=[directory_main.service_definition(directory)],
-        port=0,
-    )
-    closers.append(lambda: directory_server.stop(0))
-    directory_address = f"127.0.0.1:{directory_server.port}"
-
+    directory = await runtime.start(directory_main.DEFINITION, directory_settings, port=0)
+    closers.append(lambda: directory.stop(0))
     settings = CaseSettings.from_env(
         {
             "CASE_DATABASE_URL": case_database_url or copy_sqlite(templates.case, tmp_path / "case.db"),
-            "CASE_DIRECTORY_ADDRESS": directory_address,
+            "CASE_DIRECTORY_ADDRESS": directory.address,
+            # No mirror runs here: forwards go by the directory's rules (tests/e2e/mirror covers the mirror).
+            "CASE_MIRROR_ADDRESS": f"127.0.0.1:{free_port()}",
             "CASE_GRANT_KEY_FILE": str(tmp_path / "grant" / "grant-key.pem"),
+            "AUTH_DEV": "true",
             "AUTH_DEV_DIR": str(dev_dir),
             "CASE_SMTP_PORT": str(free_port()),
         }
     )
-    engine = await open_database(settings.server, CASE_MIGRATIONS)
-    closers.append(engine.dispose)
-    directory_channel = grpc.aio.insecure_channel(settings.directory_address)
-    closers.append(lambda: directory_channel.close(None))
-    cases = bootstrap(settings, engine, directory=GrpcDirectory(directory_channel))
-    if isinstance(cases.access_log, AccessLogWriter):
-        closers.append(cases.access_log.close)
     mail_clock = MailClock()
-    dispatcher = OutboxDispatcher(
-        cases.uow, SmtpTransport(settings.smtp), sender=settings.smtp.sender, clock=mail_clock
-    )
-    case_server = await start_service(
-        settings=settings.server,
-        engine=engine,
-        migrations=CASE_MIGRATIONS,
-        verifier=build_verifier(settings.auth),
-        services=[service_definition(cases)],
-        port=0,
-    )
-    closers.append(lambda: case_server.stop(0))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{case_server.port}")
+    case = await runtime.start(CASE_DEFINITION, settings, port=0, clock=mail_clock)
+    closers.append(lambda: case.stop(0))
+    channel = grpc.aio.insecure_channel(case.address)
     closers.append(lambda: channel.close(None))
-    directory_client_channel = grpc.aio.insecure_channel(directory_address)
-    closers.append(lambda: directory_client_channel.close(None))
+    directory_channel = grpc.aio.insecure_channel(directory.address)
+    closers.append(lambda: directory_channel.close(None))
     return Stack(
         settings=settings,
         issuer=DevIssuer.load_or_create(dev_dir),
-        cases=cases,
-        engine=engine,
-        case_server=case_server,
-        directory_server=directory_server,
+        case=case,
+        directory=directory,
         stub=case_pb2_grpc.CaseServiceStub(channel),
-        directory_stub=directory_pb2_grpc.DirectoryServiceStub(directory_client_channel),
-        dispatcher=dispatcher,
+        directory_stub=directory_pb2_grpc.DirectoryServiceStub(directory_channel),
+        access_log_stub=access_log_pb2_grpc.AccessLogServiceStub(channel),
+        channel=channel,
         mail_clock=mail_clock,
         city=city(),
         _closers=closers,

@@ -11,8 +11,9 @@ from typing import Any
 import grpc
 import pytest
 from aldredirekt.case.v1 import case_pb2 as pb
-from aldredirekt.common.v1 import common_pb2 as cpb
+from aldredirekt.common.v1 import access_log_pb2 as apb
 from aldredirekt.directory.v1 import directory_pb2 as dpb
+from google.type import date_pb2
 from sqlalchemy import Table, func, select
 
 from services.case.handlers import escalate_overdue
@@ -24,6 +25,7 @@ from services.common.business_calendar import to_local
 from services.common.grants import GrantVerifier
 from synthcity.city import Role as OfficerRole
 from tests.e2e.case.conftest import Stack
+from tests.e2e.case.delivery import delivered, nothing_more_is_sent
 from tests.integration.case.support import smtp_sink
 from tests.person_numbers import with_wrong_check_digit
 from tests.rich_errors import field_violations, reason_of
@@ -79,20 +81,21 @@ async def test_a_contact_becomes_a_case_that_the_directorys_unit_answers(any_sta
     )
     created = await create(stack)
 
-    forwarded = (
-        await stack.stub.ForwardCase(
-            pb.ForwardCaseRequest(name=created.name, postal_code="123 14", note="Ring dottern."),
-            metadata=agent,
-        )
-    ).case
+    with smtp_sink(stack.settings.smtp.port) as mailbox:
+        forwarded = (
+            await stack.stub.ForwardCase(
+                pb.ForwardCaseRequest(name=created.name, postal_code="123 14", note="Ring dottern."),
+                metadata=agent,
+            )
+        ).case
+        await delivered(stack, mailbox, 1)
+        await nothing_more_is_sent(stack)
     expected = await stack.directory_stub.ResolveResponsible(
         dpb.ResolveResponsibleRequest(
             person_number=ASTRID, district="districts/farsta", postal_code="12314", purpose=created.name
         ),
         metadata=agent,
     )
-    with smtp_sink(stack.settings.smtp.port) as mailbox:
-        assert await stack.dispatcher.send_due() == 1
     queue = await stack.stub.ListUnitQueue(pb.ListUnitQueueRequest(unit=FARSTA_UNIT), metadata=officer)
     await stack.stub.AcknowledgeCase(pb.AcknowledgeCaseRequest(name=created.name), metadata=officer)
     await stack.stub.AssignCase(
@@ -111,8 +114,8 @@ async def test_a_contact_becomes_a_case_that_the_directorys_unit_answers(any_sta
             pb.RecordSatisfactionRequest(name=created.name, score=5), metadata=person
         )
     ).case
-    log = await stack.stub.ListAccessLog(
-        pb.ListAccessLogRequest(person_number=ASTRID), metadata=stack.auth("auditor", subject="auditor-ida")
+    log = await stack.access_log_stub.ListAccessLog(
+        apb.ListAccessLogRequest(person_number=ASTRID), metadata=stack.auth("auditor", subject="auditor-ida")
     )
 
     assert created.person_number == ASTRID
@@ -142,10 +145,17 @@ async def test_a_contact_becomes_a_case_that_the_directorys_unit_answers(any_sta
         (created.name, pb.CASE_STATUS_CLOSED, "Ärendet är avslutat.")
     ]
     assert rated.satisfaction == 5
+    # Newest first: every read of Astrid's data, by whom.
     assert [(e.action, e.actor) for e in log.entries] == [
-        ("case.ListUnitQueue", "officer-olle"),
+        ("case.RecordSatisfaction", "dev-citizen"),
         ("case.ListMyCases", "dev-citizen"),
+        ("case.RecordFeedback", "officer-olle"),
+        ("case.AssignCase", "officer-olle"),
+        ("case.AcknowledgeCase", "officer-olle"),
+        ("case.ListUnitQueue", "officer-olle"),
+        ("case.ForwardCase", "agent-anna"),
     ]
+    assert {e.service for e in log.entries} == {"case"}
 
 
 async def test_reference_data_is_read_from_the_database(stack: Stack) -> None:
@@ -182,6 +192,14 @@ async def test_a_bad_registration_is_refused_naming_the_field(
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field_violations(refused.value) == [field]
     assert await count(stack, cases_table) == 0
+
+
+async def test_a_person_number_given_in_ten_digits_is_stored_in_twelve(stack: Stack) -> None:
+    created = await create(stack, person_number=f"{ASTRID[2:8]}-{ASTRID[8:]}")
+
+    read = (await stack.stub.GetCase(pb.GetCaseRequest(name=created.name), metadata=stack.auth("agent"))).case
+
+    assert created.person_number == read.person_number == ASTRID
 
 
 async def test_a_case_in_a_retired_district_belongs_to_its_successor(stack: Stack) -> None:
@@ -249,13 +267,49 @@ async def test_a_citizen_cannot_tell_someone_elses_case_from_a_missing_one(stack
 
 
 @pytest.mark.parametrize(
-    "who", [{"role": "agent"}, {"role": "officer", "unit": "units/bromma-bestallarenhet"}]
+    ("who", "reason"),
+    [
+        ({"role": "agent"}, "ROLE_NOT_ALLOWED"),
+        ({"role": "officer", "unit": "units/bromma-bestallarenhet"}, "OTHER_UNIT"),
+    ],
+    ids=["agent", "other-unit-officer"],
 )
-async def test_a_units_queue_is_closed_to_everyone_but_its_staff(stack: Stack, who: dict[str, str]) -> None:
+async def test_a_units_queue_is_closed_to_everyone_but_its_staff(
+    stack: Stack, who: dict[str, str], reason: str
+) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stack.stub.ListUnitQueue(pb.ListUnitQueueRequest(unit=FARSTA_UNIT), metadata=stack.auth(**who))
 
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == reason
+
+
+async def test_agents_do_not_read_the_access_log(stack: Stack) -> None:
+    await create(stack)
+
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.access_log_stub.ListAccessLog(
+            apb.ListAccessLogRequest(person_number=ASTRID), metadata=stack.auth("agent")
+        )
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == "ROLE_NOT_ALLOWED"
+
+
+async def test_a_citizen_reads_who_has_read_their_data_and_nobody_elses(stack: Stack) -> None:
+    created = await create(stack)
+    await stack.stub.GetCase(pb.GetCaseRequest(name=created.name), metadata=stack.auth("agent", subject="a1"))
+    person = stack.auth("citizen", person_number=ASTRID)
+
+    own = await stack.access_log_stub.ListAccessLog(apb.ListAccessLogRequest(), metadata=person)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.access_log_stub.ListAccessLog(
+            apb.ListAccessLogRequest(person_number=BERTIL), metadata=person
+        )
+
+    assert [(e.action, e.actor) for e in own.entries] == [("case.GetCase", "a1")]
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == "OTHER_PERSON"
 
 
 async def test_a_consent_grant_verifies_against_the_published_keys(stack: Stack, tmp_path: Path) -> None:
@@ -297,22 +351,28 @@ async def test_a_consent_grant_verifies_against_the_published_keys(stack: Stack,
 async def test_an_overdue_case_is_escalated_to_the_managers_the_directory_names(stack: Stack) -> None:
     agent = stack.auth("agent")
     created = await create(stack, district="districts/bromma", acute=True)
-    forwarded = (await stack.stub.ForwardCase(pb.ForwardCaseRequest(name=created.name), metadata=agent)).case
     managers = sorted(
         o.email
         for o in stack.city.officers_of("bromma-bestallarenhet")
         if o.active and o.role is OfficerRole.UNIT_MANAGER
     )
-    # The overdue job runs on the service's own clock; a week later the acute deadline has long passed.
-    stack.cases.clock = lambda: forwarded.deadline.ToDatetime(tzinfo=UTC) + timedelta(days=7)
-
-    escalated = [await escalate_overdue(cases=stack.cases), await escalate_overdue(cases=stack.cases)]
-    overdue = await stack.stub.ListOverdueCases(
-        pb.ListOverdueCasesRequest(unit="units/bromma-bestallarenhet"),
-        metadata=stack.auth("unit_manager", unit="units/bromma-bestallarenhet"),
-    )
     with smtp_sink(stack.settings.smtp.port) as mailbox:
-        await stack.dispatcher.send_due()
+        forwarded = (
+            await stack.stub.ForwardCase(pb.ForwardCaseRequest(name=created.name), metadata=agent)
+        ).case
+        await delivered(stack, mailbox, 1)  # the forward's notice
+        # The overdue job and the outbox run on the service's own clock; a week later the acute deadline has
+        # long passed.
+        week_later = forwarded.deadline.ToDatetime(tzinfo=UTC) + timedelta(days=7)
+        stack.mail_clock.skip(seconds=(week_later - stack.mail_clock()).total_seconds())
+
+        escalated = [await escalate_overdue(cases=stack.cases), await escalate_overdue(cases=stack.cases)]
+        overdue = await stack.stub.ListOverdueCases(
+            pb.ListOverdueCasesRequest(unit="units/bromma-bestallarenhet"),
+            metadata=stack.auth("unit_manager", unit="units/bromma-bestallarenhet"),
+        )
+        await delivered(stack, mailbox, 2)
+        await nothing_more_is_sent(stack)
 
     assert escalated == [1, 0]
     assert [c.name for c in overdue.cases] == [created.name]
@@ -338,8 +398,8 @@ async def test_statistics_and_billing_are_served_with_csv(stack: Stack) -> None:
 
     statistics = await stack.stub.GetCaseStatistics(
         pb.GetCaseStatisticsRequest(
-            start_date=cpb.Date(year=start.year, month=start.month, day=start.day),
-            end_date=cpb.Date(year=end.year, month=end.month, day=end.day),
+            start_date=date_pb2.Date(year=start.year, month=start.month, day=start.day),
+            end_date=date_pb2.Date(year=end.year, month=end.month, day=end.day),
             group_by=[pb.STATISTICS_DIMENSION_CASE_TYPE],
             include_csv=True,
         ),
@@ -361,3 +421,59 @@ async def test_statistics_and_billing_are_served_with_csv(stack: Stack) -> None:
     assert [(c.district, c.unit, c.contacts, c.cases) for c in billable.counts] == [
         ("districts/farsta", "", 3, 2)
     ]
+
+
+def statistics_request(**changes: Any) -> pb.GetCaseStatisticsRequest:
+    values: dict[str, Any] = {
+        "start_date": date_pb2.Date(year=2026, month=11, day=1),
+        "end_date": date_pb2.Date(year=2026, month=12, day=31),
+    }
+    return pb.GetCaseStatisticsRequest(**(values | changes))
+
+
+@pytest.mark.parametrize(
+    "who",
+    [{"role": "citizen", "person_number": BERTIL}, {"role": "officer", "unit": FARSTA_UNIT}],
+    ids=["citizen", "officer"],
+)
+async def test_citizens_and_officers_get_no_statistics(stack: Stack, who: dict[str, str]) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.stub.GetCaseStatistics(statistics_request(), metadata=stack.auth(**who))
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == "ROLE_NOT_ALLOWED"
+
+
+async def test_a_statistics_dimension_that_is_none_is_refused_naming_it(stack: Stack) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.stub.GetCaseStatistics(
+            statistics_request(group_by=[pb.STATISTICS_DIMENSION_UNSPECIFIED]), metadata=stack.auth("auditor")
+        )
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == ["group_by[0]"]
+
+
+@pytest.mark.parametrize(
+    ("scope", "month", "field"), [("", "2026-13", "month"), ("bromma", "2026-12", "scope")]
+)
+async def test_a_bad_billing_question_is_refused_naming_the_field(
+    stack: Stack, scope: str, month: str, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.stub.CountBillableContacts(
+            pb.CountBillableContactsRequest(scope=scope, month=month), metadata=stack.auth("finance")
+        )
+
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(refused.value) == [field]
+
+
+async def test_agents_do_not_count_billable_contacts(stack: Stack) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stack.stub.CountBillableContacts(
+            pb.CountBillableContactsRequest(month="2026-12"), metadata=stack.auth("agent")
+        )
+
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert reason_of(refused.value) == "ROLE_NOT_ALLOWED"

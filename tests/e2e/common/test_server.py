@@ -13,14 +13,15 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import wrappers_pb2
+from google.protobuf import descriptor_pb2, descriptor_pool, wrappers_pb2
+from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from opentelemetry.instrumentation.grpc import aio_server_interceptor, filters
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.common.auth import JwksSource, TokenVerifier
+from services.common.auth import JwksSource, Role, TokenVerifier
 from services.common.devissuer import DEV_AUDIENCE, DEV_ISSUER, DevIssuer
 from services.common.errors import (
     ERROR_DOMAIN,
@@ -30,65 +31,117 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.logs import JsonFormatter
-from services.common.server import GrpcServer, ServiceDefinition, current_caller, start_grpc_server
+from services.common.server import GrpcServer, GrpcService, allow, current_caller, start_grpc_server
 from tests.rich_errors import error_info, refused, rich_status
 
 SERVICE = "aldredirekt.probe.v1.ProbeService"
 SECRET = "191212121212 Tolvan Tolvansson"
 Text = wrappers_pb2.StringValue
+# The probe's RPCs, and whether each streams its answer.
+METHODS = {
+    "Whoami": False,
+    "NotFound": False,
+    "BadInput": False,
+    "Crash": False,
+    "Slow": False,
+    "AgentsOnly": False,
+    "Count": True,
+}
+
+
+def probe_descriptor(methods: dict[str, bool] = METHODS) -> ServiceDescriptor:
+    """The probe service as a .proto would declare it: StringValue in, StringValue out."""
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    file = descriptor_pb2.FileDescriptorProto(
+        name="aldredirekt/probe/v1/probe.proto",
+        package="aldredirekt.probe.v1",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    service = file.service.add(name="ProbeService")
+    for name, streams in methods.items():
+        service.method.add(
+            name=name,
+            input_type=".google.protobuf.StringValue",
+            output_type=".google.protobuf.StringValue",
+            server_streaming=streams,
+        )
+    pool.AddSerializedFile(file.SerializeToString())
+    return pool.FindServiceByName(SERVICE)
+
+
+EVERYONE = tuple(Role)
 
 
 class ProbeServicer:
-    """Handlers that behave as the tests need; every one reaches the interceptor like a real servicer's."""
+    """Handlers that behave as the tests need; every one reaches the interceptor like a real servicer's,
+    and declares who may call it as a real servicer's does."""
 
     def __init__(self) -> None:
         self.slow_started = asyncio.Event()
         self.release_slow = asyncio.Event()
         self.started: list[str] = []
 
-    async def whoami(self, request: Text, context: Any) -> Text:
+    @allow(*EVERYONE)
+    async def Whoami(self, request: Text, context: Any) -> Text:
         caller = current_caller()
         roles = ",".join(sorted(caller.roles))
         return Text(value=f"{caller.subject}|{roles}|{caller.unit}")
 
-    async def not_found(self, request: Text, context: Any) -> Text:
+    @allow(*EVERYONE)
+    async def NotFound(self, request: Text, context: Any) -> Text:
         raise NotFound(f"cases/{request.value}")
 
-    async def bad_input(self, request: Text, context: Any) -> Text:
+    @allow(*EVERYONE)
+    async def BadInput(self, request: Text, context: Any) -> Text:
         raise InvalidArgument.field("case.unit", "must name a unit, like units/farsta")
 
-    async def crash(self, request: Text, context: Any) -> Text:
+    @allow(*EVERYONE)
+    async def Crash(self, request: Text, context: Any) -> Text:
         raise RuntimeError(f"row for {SECRET} is corrupt")
 
-    async def slow(self, request: Text, context: Any) -> Text:
+    @allow(*EVERYONE)
+    async def Slow(self, request: Text, context: Any) -> Text:
         self.started.append(request.value)
         self.slow_started.set()
         await self.release_slow.wait()
         return Text(value=f"done {request.value}")
 
-    async def count(self, request: Text, context: Any) -> AsyncIterator[Text]:
+    @allow(Role.AGENT)
+    async def AgentsOnly(self, request: Text, context: Any) -> Text:
+        self.started.append(f"agents-only {request.value}")
+        return Text(value="for agents")
+
+    @allow(*EVERYONE)
+    async def Count(self, request: Text, context: Any) -> AsyncIterator[Text]:
         for number in range(int(request.value)):
             yield Text(value=str(number))
         raise FailedPrecondition("the list changed while it was read", reason="LIST_CHANGED")
 
 
-def add_probe_to_server(servicer: ProbeServicer, server: grpc.aio.Server) -> None:
+def add_probe_to_server(servicer: Any, server: grpc.aio.Server) -> None:
     def unary(behaviour: Callable[[Text, Any], Awaitable[Text]]) -> grpc.RpcMethodHandler[Any, Any]:
         return grpc.unary_unary_rpc_method_handler(
             behaviour, request_deserializer=Text.FromString, response_serializer=Text.SerializeToString
         )
 
     handlers = {
-        "Whoami": unary(servicer.whoami),
-        "NotFound": unary(servicer.not_found),
-        "BadInput": unary(servicer.bad_input),
-        "Crash": unary(servicer.crash),
-        "Slow": unary(servicer.slow),
-        "Count": grpc.unary_stream_rpc_method_handler(
-            servicer.count, request_deserializer=Text.FromString, response_serializer=Text.SerializeToString
-        ),
+        name: grpc.unary_stream_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=Text.FromString,
+            response_serializer=Text.SerializeToString,
+        )
+        if streams
+        else unary(getattr(servicer, name))
+        for name, streams in METHODS.items()
+        if hasattr(servicer, name)
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+
+
+def probe_service(servicer: Any) -> GrpcService:
+    return GrpcService(descriptor=probe_descriptor(), add_to_server=add_probe_to_server, servicer=servicer)
 
 
 @dataclass
@@ -141,7 +194,7 @@ async def running(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         return readiness[-1]
 
     server = await start_grpc_server(
-        services=[ServiceDefinition(add_probe_to_server, servicer, SERVICE)],
+        services=[probe_service(servicer)],
         verifier=verifier,
         host="127.0.0.1",
         port=0,
@@ -188,6 +241,39 @@ async def test_the_handler_sees_the_caller_its_token_names(running: Running):
     answer = await running.call("Whoami", token=token)
 
     assert answer.value == "handlaggare-7|agent,officer|units/farsta"
+
+
+async def test_a_caller_in_a_role_the_rpc_does_not_allow_is_refused_before_it_runs(running: Running):
+    error = await refused(running.call("AgentsOnly", "17", token=running.token(role="officer")))
+    allowed = await running.call("AgentsOnly", "18", token=running.token(role=["officer", "agent"]))
+
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    info = error_info(error)
+    assert (info.reason, dict(info.metadata)) == ("ROLE_NOT_ALLOWED", {"roles": "agent"})
+    assert allowed.value == "for agents"
+    assert running.servicer.started == ["agents-only 18"]
+
+
+def test_each_rpc_of_a_service_declares_the_roles_that_may_call_it():
+    roles = probe_service(ProbeServicer()).roles
+
+    assert set(roles) == {f"/{SERVICE}/{name}" for name in METHODS}
+    assert roles[f"/{SERVICE}/AgentsOnly"] == frozenset({Role.AGENT})
+    assert roles[f"/{SERVICE}/Whoami"] == frozenset(Role)
+
+
+def test_a_service_with_an_rpc_that_declares_no_roles_is_refused():
+    class Undeclared(ProbeServicer):
+        async def AgentsOnly(self, request: Text, context: Any) -> Text:  # no @allow
+            return Text(value="open to all?")
+
+    with pytest.raises(TypeError, match="AgentsOnly"):
+        _ = probe_service(Undeclared()).roles
+
+
+def test_an_rpc_allows_at_least_one_role():
+    with pytest.raises(ValueError, match="at least one role"):
+        allow()
 
 
 def test_outside_a_call_there_is_no_caller():

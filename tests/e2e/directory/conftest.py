@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,16 +13,15 @@ import pytest
 from aldredirekt.directory.v1 import directory_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.audit_writer import AccessLogWriter
+from services.common import runtime
 from services.common.devissuer import DEV_AUDIENCE, DEV_ISSUER, DevIssuer
-from services.common.runtime import build_verifier, open_database, start_service
+from services.common.runtime import Running
 from services.common.server import GrpcServer
 from services.directory import handlers
 from services.directory.handlers import Directory
-from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap, service_definition
+from services.directory.main import DEFINITION, DirectorySettings
 from synthcity.city import City
 from tests.integration.directory.databases import Templates, build_sqlite_templates, copy_sqlite
-from tests.unit.directory.builders import ADMIN
 from tests.unit.directory.cities import city_files, small_city
 
 Metadata = tuple[tuple[str, str], ...]
@@ -35,20 +33,10 @@ def directory_settings(database_url: str, dev_dir: Path, **extra: str) -> Direct
             "DIRECTORY_DATABASE_URL": database_url,
             "AUTH_DEV_DIR": str(dev_dir),
             "DIRECTORY_CACHE_SECONDS": "0",
+            "AUTH_DEV": "true",
             **extra,
         }
     )
-
-
-async def stop_server(server: GrpcServer, grace: float) -> None:
-    """Stops the server and lets its cancelled readiness check finish, so the engine can then be closed.
-
-    GrpcServer.stop cancels the check without waiting for it; an engine disposed under a check that is
-    still unwinding can leave the event loop unable to close.
-    """
-    await server.stop(grace)
-    checks = [task for task in asyncio.all_tasks() if task.get_name() == "readiness"]
-    await asyncio.gather(*checks, return_exceptions=True)
 
 
 def bearer(token: str) -> Metadata:
@@ -57,13 +45,23 @@ def bearer(token: str) -> Metadata:
 
 @dataclass
 class RunningDirectory:
-    server: GrpcServer
+    running: Running[Directory]
     channel: grpc.aio.Channel
     stub: directory_pb2_grpc.DirectoryServiceStub
     issuer: DevIssuer
-    directory: Directory
-    engine: AsyncEngine
     city: City
+
+    @property
+    def server(self) -> GrpcServer:
+        return self.running.server
+
+    @property
+    def directory(self) -> Directory:
+        return self.running.core
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.running.wiring.engine
 
     def auth(self, role: str, **claims: Any) -> Metadata:
         return bearer(self.issuer.mint(role=role, **claims))
@@ -89,11 +87,8 @@ class Servers:
 
     async def stop_all(self) -> None:
         for running in self.started:
-            await stop_server(running.server, 0)
+            await running.running.stop(0)
             await running.channel.close(None)
-            if isinstance(running.directory.access_log, AccessLogWriter):
-                await running.directory.access_log.close()
-            await running.engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -114,28 +109,15 @@ async def start_directory(tmp_path: Path) -> AsyncIterator[StartDirectory]:
 
     async def start(database_url: str, *, import_city: bool = True) -> RunningDirectory:
         settings = directory_settings(database_url, tmp_path / "dev")
-        engine = await open_database(settings.server, MIGRATIONS)
-        directory = bootstrap(settings, engine)
+        started = await runtime.start(DEFINITION, settings, port=0)
         if import_city:
-            await handlers.import_directory(
-                directory=directory, caller=ADMIN, files=city_files(), validate_only=False
-            )
-        server = await start_service(
-            settings=settings.server,
-            engine=engine,
-            migrations=MIGRATIONS,
-            verifier=build_verifier(settings.auth),
-            services=[service_definition(directory)],
-            port=0,
-        )
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+            await handlers.import_directory(directory=started.core, files=city_files(), validate_only=False)
+        channel = grpc.aio.insecure_channel(started.address)
         running = RunningDirectory(
-            server=server,
+            running=started,
             channel=channel,
             stub=directory_pb2_grpc.DirectoryServiceStub(channel),
             issuer=DevIssuer.load_or_create(Path(settings.auth.dev_dir)),
-            directory=directory,
-            engine=engine,
             city=small_city(),
         )
         servers.started.append(running)

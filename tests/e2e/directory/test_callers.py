@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 import pytest
 from aldredirekt.directory.v1 import directory_pb2 as pb
+from google.protobuf import field_mask_pb2
 
 from services.common.auth import SigningKey
 from services.common.devissuer import DevIssuer
@@ -174,7 +175,7 @@ async def test_an_agent_may_not_write_to_the_directory(running):
 
 UPDATE_MISSING_UNIT = pb.UpdateUnitRequest(
     unit=pb.Unit(name="units/does-not-exist", mailbox="ny@example.stockholm.se", etag="0123456789abcdef0123"),
-    update_mask=["mailbox"],
+    update_mask=field_mask_pb2.FieldMask(paths=["mailbox"]),
 )
 
 
@@ -186,3 +187,32 @@ async def test_permission_is_checked_before_existence(running):
 
     assert as_agent.code() is grpc.StatusCode.PERMISSION_DENIED
     assert as_admin.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_only_directory_administrators_export_the_directory_with_its_direct_numbers(running):
+    error = await refusal(
+        running.stub.ExportDirectory(pb.ExportDirectoryRequest(), metadata=running.auth("agent"))
+    )
+    exported = await running.stub.ExportDirectory(
+        pb.ExportDirectoryRequest(), metadata=running.auth("directory_admin")
+    )
+
+    assert error.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(error).reason == "ROLE_NOT_ALLOWED"
+    assert {f.file_name for f in exported.files} >= {"units.csv", "officers.csv"}
+
+
+async def test_a_citizen_may_not_resolve_who_is_responsible(running):
+    unit = running.city.units[0]
+    request = pb.ResolveResponsibleRequest(
+        person_number=CITIZEN_NUMBER, district=f"districts/{unit.district_id}", purpose="Mina sidor"
+    )
+
+    error = await refusal(
+        running.stub.ResolveResponsible(
+            request, metadata=running.auth("citizen", person_number=CITIZEN_NUMBER)
+        )
+    )
+
+    assert error.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert error_info(error).reason == "ROLE_NOT_ALLOWED"

@@ -64,6 +64,21 @@ async def test_a_bad_person_number_is_refused_with_a_field_violation_and_a_reaso
     assert wrong_check_digit[2:] not in (error.details() or "")
 
 
+async def test_a_person_number_that_is_not_one_is_refused_naming_the_field(running):
+    person = a_person_with_an_officer(running.city)
+
+    error = await refusal(
+        running.stub.ResolveResponsible(
+            resolve_request(person, person_number="19121212-1213", postal_code="12345"),
+            metadata=running.auth("agent"),
+        )
+    )
+
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(error) == ["person_number"]
+    assert error_info(error).reason == "INVALID_PERSON_NUMBER"
+
+
 async def test_several_bad_fields_are_reported_in_one_answer(running):
     person = a_person_with_an_officer(running.city)
 
@@ -207,7 +222,7 @@ async def test_resolve_responsible_over_the_wire_on_postgresql_names_the_officer
     assert response.unit.mailbox
     async with running.engine.connect() as conn:
         entries = await list_access(
-            conn, access_log, person_number=person.person_number, limit=5, after_seq=None
+            conn, access_log, person_number=person.person_number, limit=5, before_seq=None
         )
         chain = await verify_chain(conn, access_log)
     assert [(e.purpose, e.actor_role) for e in entries] == [("cases/2026-000042", "service")]

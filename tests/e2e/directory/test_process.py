@@ -34,6 +34,7 @@ def service_env(tmp_path: Path, port: int, **overrides: str) -> dict[str, str]:
         "DIRECTORY_PORT": str(port),
         "AUTH_DEV_DIR": str(tmp_path / "dev"),
         "DIRECTORY_GRACE_SECONDS": "2",
+        "AUTH_DEV": "true",
         **overrides,
     }
 
@@ -70,6 +71,19 @@ def test_a_bad_setting_stops_the_process_with_a_message_naming_the_variable(tmp_
     assert finished.returncode != 0
     assert "DIRECTORY_DB_POOL_SIZE" in finished.stderr
     assert "abc" in finished.stderr
+    assert not (tmp_path / "directory.db").exists()
+
+
+def test_outside_local_runs_the_process_refuses_to_start_without_its_secrets(tmp_path: Path):
+    env = service_env(tmp_path, free_port(), AUTH_DEV="false")
+    for variable in ("AUTH_JWKS", "AUTH_ISSUER", "DIRECTORY_PAGE_TOKEN_KEY"):
+        env.pop(variable, None)
+
+    finished = subprocess.run(COMMAND, cwd=REPOSITORY, env=env, capture_output=True, text=True, timeout=60)
+
+    assert finished.returncode != 0
+    assert "AUTH_JWKS" in finished.stderr
+    assert "DIRECTORY_PAGE_TOKEN_KEY" in finished.stderr
     assert not (tmp_path / "directory.db").exists()
 
 

@@ -12,12 +12,11 @@ from aldredirekt.directory.v1 import directory_pb2 as pb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from services.common.db import create_engine
+from services.common import runtime
 from services.common.migrate import upgrade_to_head
-from services.common.runtime import build_verifier, start_service
 from services.directory import handlers
-from services.directory.main import MIGRATIONS, bootstrap, service_definition
-from tests.e2e.directory.conftest import directory_settings, stop_server
+from services.directory.main import DEFINITION, MIGRATIONS
+from tests.e2e.directory.conftest import directory_settings
 
 SERVICE = "aldredirekt.directory.v1.DirectoryService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -52,25 +51,16 @@ async def test_a_server_on_a_database_whose_schema_is_not_at_head_is_not_serving
     settings = directory_settings(
         f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}", tmp_path / "dev", DIRECTORY_MIGRATE_ON_START="false"
     )
-    engine = create_engine(settings.server.database_url)
-    server = await start_service(
-        settings=settings.server,
-        engine=engine,
-        migrations=MIGRATIONS,
-        verifier=build_verifier(settings.auth),
-        services=[service_definition(bootstrap(settings, engine))],
-        port=0,
-    )
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.port}")
+    started = await runtime.start(DEFINITION, settings, port=0)
+    channel = grpc.aio.insecure_channel(started.address)
     try:
         before = await health_of(channel)
-        await upgrade_to_head(engine, MIGRATIONS)
-        await server.refresh_health()
+        await upgrade_to_head(started.wiring.engine, MIGRATIONS)
+        await started.server.refresh_health()
         after = await health_of(channel)
     finally:
-        await stop_server(server, 0)
+        await started.stop(0)
         await channel.close(None)
-        await engine.dispose()
 
     assert before == NOT_SERVING
     assert after == SERVING
@@ -112,7 +102,7 @@ async def test_a_call_in_flight_completes_while_the_server_drains_and_later_call
     await in_flight.wait()
 
     began = time.monotonic()
-    await stop_server(running.server, grace=5)
+    await running.running.stop(grace=5)
     drained_in = time.monotonic() - began
     response = await call
 

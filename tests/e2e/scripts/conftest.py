@@ -60,6 +60,7 @@ def directory_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dire
         "DIRECTORY_PORT": str(port),
         "AUTH_DEV_DIR": str(folder / "dev"),
         "DIRECTORY_GRACE_SECONDS": "1",
+        "AUTH_DEV": "true",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "services.directory.main"],

@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.case.handlers import Cases
-from services.case.mail import OutboxDispatcher, SmtpSettings, SmtpTransport
 from services.case.main import CaseSettings
+from services.common.outbox import OutboxSender
+from services.common.runtime import Wiring
 from support.pgserver import PostgresServer
 from support.ports import free_port
 from support.smtp_sink import MailStore
@@ -70,21 +71,21 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def wired(
+async def wiring(
     settings: CaseSettings, directory: FakeDirectory, clock: Clock
-) -> AsyncIterator[tuple[Cases, AsyncEngine]]:
-    async with running_cases(settings, directory=directory, clock=clock) as both:
-        yield both
+) -> AsyncIterator[Wiring[Cases]]:
+    async with running_cases(settings, directory=directory, clock=clock) as wired:
+        yield wired
 
 
 @pytest.fixture
-def cases(wired: tuple[Cases, AsyncEngine]) -> Cases:
-    return wired[0]
+def cases(wiring: Wiring[Cases]) -> Cases:
+    return wiring.core
 
 
 @pytest.fixture
-def engine(wired: tuple[Cases, AsyncEngine]) -> AsyncEngine:
-    return wired[1]
+def engine(wiring: Wiring[Cases]) -> AsyncEngine:
+    return wiring.engine
 
 
 @pytest.fixture
@@ -95,9 +96,7 @@ def mailbox(smtp_port: int) -> Iterator[MailStore]:
 
 
 @pytest.fixture
-def dispatcher(cases: Cases, settings: CaseSettings) -> OutboxDispatcher:
-    return OutboxDispatcher(
-        cases.uow,
-        SmtpTransport(SmtpSettings(settings.smtp.host, settings.smtp.port, settings.smtp.sender, timeout=5)),
-        sender=settings.smtp.sender,
-    )
+def dispatcher(wiring: Wiring[Cases]) -> OutboxSender:
+    """The service's own outbox sender, delivering to the SMTP sink when the test asks it to."""
+    assert wiring.outbox is not None
+    return wiring.outbox

@@ -15,16 +15,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.case import handlers
-from services.case.directory_client import Directory
+from services.case.clients import Directory
 from services.case.handlers import Cases
-from services.case.main import MIGRATIONS, CaseSettings, bootstrap
+from services.case.main import DEFINITION, MIGRATIONS, CaseSettings
 from services.case.model import Case
 from services.case.store import case_events, contacts, outbox
 from services.case.store import cases as cases_table
-from services.common.audit_writer import AccessLogWriter
 from services.common.db import create_engine
 from services.common.migrate import upgrade_to_head
-from services.common.runtime import open_database
+from services.common.runtime import Wiring, wired
 from support.pgserver import PostgresServer, run_blocking
 from support.smtp_sink import MailStore, start_sink
 from tests.unit.case.builders import AGENT, ASTRID, Clock, contact, local, new_case
@@ -44,6 +43,7 @@ def case_settings(database_url: str, tmp_path: Path, *, smtp_port: int = 2525, *
             "CASE_GRANT_KEY_FILE": str(tmp_path / "grant" / "grant-key.pem"),
             "AUTH_DEV_DIR": str(tmp_path / "dev"),
             "CASE_SMTP_PORT": str(smtp_port),
+            "AUTH_DEV": "true",
             **more,
         }
     )
@@ -52,17 +52,11 @@ def case_settings(database_url: str, tmp_path: Path, *, smtp_port: int = 2525, *
 @asynccontextmanager
 async def running_cases(
     settings: CaseSettings, *, directory: Directory, clock: Clock
-) -> AsyncIterator[tuple[Cases, AsyncEngine]]:
-    """The use cases wired as main.py wires them, on a migrated database, with the test's clock."""
-    engine = await open_database(settings.server, MIGRATIONS)
-    cases = bootstrap(settings, engine, directory=directory)
-    cases.clock = clock
-    try:
-        yield cases, engine
-    finally:
-        if isinstance(cases.access_log, AccessLogWriter):
-            await cases.access_log.close()
-        await engine.dispose()
+) -> AsyncIterator[Wiring[Cases]]:
+    """The service wired by its own bootstrap, on a migrated database, with a fake directory and the test's
+    clock; not serving, so the test calls its use cases directly."""
+    async with wired(DEFINITION, settings, directory=directory, care_system=None, clock=clock) as wiring:
+        yield wiring
 
 
 async def register(cases: Cases, *, person: str | None = ASTRID, **changes: object) -> Case:
@@ -73,9 +67,8 @@ async def register(cases: Cases, *, person: str | None = ASTRID, **changes: obje
     return await handlers.create_case(
         cases=cases,
         caller=AGENT,
-        case=new_case(**changes),
+        case=new_case(person_number=person, **changes),
         contact=first,
-        person_number=person or "",
         anonymous=person is None,
     )
 
@@ -90,9 +83,10 @@ async def row_counts(engine: AsyncEngine) -> dict[str, int]:
 
 
 async def forward(cases: Cases, case: Case, *, note: str = "", postal_code: str = "") -> Case:
-    return await handlers.forward_case(
-        cases=cases, caller=AGENT, name=case.name, postal_code=postal_code, named_officer="", note=note
+    forwarded = await handlers.forward_case(
+        cases=cases, caller=AGENT, case_id=case.case_id, postal_code=postal_code, named_officer="", note=note
     )
+    return forwarded.case
 
 
 async def outbox_rows(engine: AsyncEngine) -> list[Any]:

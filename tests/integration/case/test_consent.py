@@ -26,11 +26,11 @@ def verifier(cases: Cases, tmp_path: Path) -> GrantVerifier:
     return GrantVerifier(JwksSource(jwks), issuer=cases.grants.issuer)
 
 
-async def consent(cases: Cases, case_name: str, *scopes: GrantScope) -> GrantedConsent:
+async def consent(cases: Cases, case_id: int, *scopes: GrantScope) -> GrantedConsent:
     return await handlers.record_consent(
         cases=cases,
         caller=AGENT,
-        name=case_name,
+        case_id=case_id,
         given_by=ConsentGiver.PERSON,
         verification="BankID",
         scopes=list(scopes) or [GrantScope.DECISIONS, GrantScope.FEES],
@@ -48,7 +48,7 @@ async def test_a_recorded_consent_gives_a_grant_for_the_agent_the_person_and_the
 ) -> None:
     case = await register(cases)
 
-    granted = await consent(cases, case.name, GrantScope.DECISIONS, GrantScope.FEES)
+    granted = await consent(cases, case.case_id, GrantScope.DECISIONS, GrantScope.FEES)
 
     grant = await verifier.require(granted.grant, caller=AGENT, person_number=ASTRID, scope="fees")
     assert grant is not None
@@ -57,7 +57,7 @@ async def test_a_recorded_consent_gives_a_grant_for_the_agent_the_person_and_the
     assert grant.grant_id == granted.consent.name
     assert granted.consent.name == f"{case.name}/consents/{granted.consent.consent_id}"
     assert granted.expire_time == cases.clock() + timedelta(minutes=30)
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=case.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=case.case_id)
     assert stored.events[-1].kind is EventKind.CONSENT_RECORDED
 
 
@@ -75,7 +75,7 @@ async def test_a_grant_is_refused_for_anything_it_was_not_given_for(
     cases: Cases, verifier: GrantVerifier, reader: Caller, person: str, scope: str, reason: str
 ) -> None:
     case = await register(cases)
-    granted = await consent(cases, case.name, GrantScope.DECISIONS, GrantScope.FEES)
+    granted = await consent(cases, case.case_id, GrantScope.DECISIONS, GrantScope.FEES)
 
     with pytest.raises(PermissionDenied) as refused:
         await verifier.require(granted.grant, caller=reader, person_number=person, scope=scope)
@@ -86,7 +86,7 @@ async def test_a_grant_is_refused_for_anything_it_was_not_given_for(
 async def test_an_expired_grant_is_refused(cases: Cases, clock: Clock, verifier: GrantVerifier) -> None:
     case = await register(cases)
     clock.set(datetime.now(UTC) - timedelta(minutes=32))
-    granted = await consent(cases, case.name)
+    granted = await consent(cases, case.case_id)
 
     with pytest.raises(PermissionDenied) as refused:
         await verifier.require(granted.grant, caller=AGENT, person_number=ASTRID, scope="fees")
@@ -123,24 +123,28 @@ async def test_an_anonymous_case_takes_no_consent(cases: Cases) -> None:
     case = await register(cases, person=None)
 
     with pytest.raises(FailedPrecondition) as refused:
-        await consent(cases, case.name)
+        await consent(cases, case.case_id)
 
     assert refused.value.reason == "CASE_ANONYMOUS"
 
 
 async def test_a_revoked_consent_is_marked_revoked_and_stays_so(cases: Cases, clock: Clock) -> None:
     case = await register(cases)
-    granted = await consent(cases, case.name)
+    granted = await consent(cases, case.case_id)
     clock.advance(minutes=3)
 
-    revoked = await handlers.revoke_consent(cases=cases, caller=AGENT, name=granted.consent.name)
+    revoked = await handlers.revoke_consent(
+        cases=cases, caller=AGENT, case_id=case.case_id, consent_id=granted.consent.consent_id
+    )
     revoked_at = clock.now
     clock.advance(minutes=1)
-    again = await handlers.revoke_consent(cases=cases, caller=AGENT, name=granted.consent.name)
+    again = await handlers.revoke_consent(
+        cases=cases, caller=AGENT, case_id=case.case_id, consent_id=granted.consent.consent_id
+    )
 
     assert revoked.revoke_time == revoked_at
     assert again.revoke_time == revoked_at
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=case.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=case.case_id)
     assert [e.kind for e in stored.events][-2:] == [EventKind.CONSENT_RECORDED, EventKind.CONSENT_REVOKED]
     with pytest.raises(NotFound):
-        await handlers.revoke_consent(cases=cases, caller=AGENT, name=f"{case.name}/consents/999")
+        await handlers.revoke_consent(cases=cases, caller=AGENT, case_id=case.case_id, consent_id=999)

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.case import handlers
 from services.case.handlers import Cases
-from services.case.mail import OutboxDispatcher
 from services.case.model import CaseStatus
 from services.common.errors import FailedPrecondition, Unavailable
+from services.common.outbox import OutboxSender
 from support.smtp_sink import MailStore
 from tests.integration.case.support import SQLITE_ONLY, forward, outbox_rows, register, row_counts
 from tests.unit.case.builders import AGENT, ASTRID, Clock, FakeDirectory, local, routing_for
@@ -28,7 +28,7 @@ async def test_a_forwarded_case_goes_to_the_unit_and_officer_the_directory_names
     forwarded = await forward(cases, created)
 
     expected = routing_for("bromma")
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=created.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=created.case_id)
     assert stored.status is CaseStatus.FORWARDED
     assert (stored.unit_id, stored.officer_id) == (expected.unit_id, expected.officer_id)
     assert stored.unit_mailbox == expected.mailbox
@@ -69,7 +69,7 @@ async def test_the_deadline_is_the_end_of_the_working_day_the_rules_give(
 
     await forward(cases, created)
 
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=created.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=created.case_id)
     assert stored.deadline == due
     assert stored.forward_time == forwarded_at
 
@@ -90,7 +90,7 @@ async def test_forwarding_a_closed_case_is_refused_without_asking_the_directory(
     cases: Cases, directory: FakeDirectory, engine: AsyncEngine
 ) -> None:
     created = await register(cases)
-    await handlers.resolve_case(cases=cases, caller=AGENT, name=created.name, resolution="Svar.")
+    await handlers.resolve_case(cases=cases, caller=AGENT, case_id=created.case_id, resolution="Svar.")
     before = await row_counts(engine)
 
     with pytest.raises(FailedPrecondition) as refused:
@@ -111,7 +111,7 @@ async def test_when_the_directory_is_down_nothing_changes_and_no_mail_is_queued(
     with pytest.raises(Unavailable):
         await forward(cases, created)
 
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=created.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=created.case_id)
     assert stored.status is CaseStatus.OPEN
     assert stored.revision == created.revision
     assert await row_counts(engine) == before
@@ -121,7 +121,7 @@ async def test_the_unit_gets_a_mail_in_its_functional_mailbox_over_smtp(
     cases: Cases,
     engine: AsyncEngine,
     mailbox: MailStore,
-    dispatcher: OutboxDispatcher,
+    dispatcher: OutboxSender,
     clock: Clock,
 ) -> None:
     created = await register(cases, district_id="farsta", summary=SUMMARY)
@@ -134,7 +134,8 @@ async def test_the_unit_gets_a_mail_in_its_functional_mailbox_over_smtp(
     [message] = mailbox.messages
     [row] = await outbox_rows(engine)
     assert message["To"] == routing_for("farsta").mailbox
-    assert message["Message-ID"] == row.message_id
+    assert message["Message-ID"] == row.delivery_key
+    assert (row.kind, row.subject_ref) == ("mail", created.name)
     assert row.sent_time is not None
     assert f"Ärende {created.case_id}" in message["Subject"]
     assert "2026-12-07 16:30" in message["Subject"]
@@ -148,7 +149,7 @@ async def test_the_unit_gets_a_mail_in_its_functional_mailbox_over_smtp(
 
 
 async def test_an_acute_case_mail_is_marked_urgent_and_carries_no_person_data(
-    cases: Cases, mailbox: MailStore, dispatcher: OutboxDispatcher
+    cases: Cases, mailbox: MailStore, dispatcher: OutboxSender
 ) -> None:
     created = await register(cases, acute=True, summary=SUMMARY)
     await forward(cases, created)

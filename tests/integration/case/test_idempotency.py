@@ -4,13 +4,15 @@ same request_id with another payload is refused."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from aldredirekt.case.v1 import case_pb2 as pb
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.case import handlers
-from services.case.api import case_message
+from services.case.api.mapping import case_message
 from services.case.handlers import Cases
 from services.case.model import Case
 from services.common.db import Idempotency
@@ -20,11 +22,12 @@ from tests.integration.case.support import register, row_counts
 from tests.unit.case.builders import AGENT, ASTRID, FakeDirectory, contact, new_case
 
 
-def idempotency_of(method: str, request: pb.CreateCaseRequest | pb.ForwardCaseRequest) -> Idempotency:
-    key = request_key(method, AGENT.subject, request)
+def idempotency_of(
+    method: str, request: pb.CreateCaseRequest | pb.ForwardCaseRequest, encode: Callable[[Any], bytes]
+) -> Idempotency:
+    key = request_key(method, AGENT.idempotency_scope, request)
     assert key is not None
-    response = pb.CreateCaseResponse if isinstance(request, pb.CreateCaseRequest) else pb.ForwardCaseResponse
-    return Idempotency(key, encode=lambda case: response(case=case_message(case)).SerializeToString())
+    return Idempotency(key, encode=encode)
 
 
 def create_request(summary: str) -> pb.CreateCaseRequest:
@@ -37,25 +40,33 @@ async def create(cases: Cases, summary: str) -> Case:
     return await handlers.create_case(
         cases=cases,
         caller=AGENT,
-        case=new_case(),
+        case=new_case(person_number=ASTRID),
         contact=contact(summary=summary),
-        person_number=ASTRID,
         anonymous=False,
-        idempotency=idempotency_of("case.CreateCase", create_request(summary)),
+        idempotency=idempotency_of(
+            "case.CreateCase",
+            create_request(summary),
+            lambda case: pb.CreateCaseResponse(case=case_message(case)).SerializeToString(),
+        ),
     )
 
 
 async def forward(cases: Cases, case: Case, note: str) -> Case:
     request = pb.ForwardCaseRequest(name=case.name, note=note, request_id="forward-1")
-    return await handlers.forward_case(
+    forwarded = await handlers.forward_case(
         cases=cases,
         caller=AGENT,
-        name=case.name,
+        case_id=case.case_id,
         postal_code="",
         named_officer="",
         note=note,
-        idempotency=idempotency_of("case.ForwardCase", request),
+        idempotency=idempotency_of(
+            "case.ForwardCase",
+            request,
+            lambda answer: pb.ForwardCaseResponse(case=case_message(answer.case)).SerializeToString(),
+        ),
     )
+    return forwarded.case
 
 
 async def test_a_replayed_registration_returns_the_first_case_and_writes_nothing(
@@ -140,7 +151,7 @@ async def test_registered_cases_get_distinct_ids_that_the_answer_and_the_rows_sh
     assert len({case.case_id for case in created}) == 130
     assert len({case.contacts[0].contact_id for case in created}) == 130
     for case in created[::13]:
-        stored = await handlers.get_case(cases=cases, caller=AGENT, name=case.name)
+        stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=case.case_id)
         assert stored.contacts[0].contact_id == case.contacts[0].contact_id
         assert stored.contacts[0].summary == case.contacts[0].summary
         assert [event.kind for event in stored.events] == [event.kind for event in case.events]

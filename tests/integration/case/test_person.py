@@ -8,7 +8,7 @@ from services.case import handlers
 from services.case.handlers import Cases
 from services.case.model import CaseStatus, EventKind, FeedbackChannel, next_step
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound
-from services.common.pagination import page_request
+from services.common.pagination import PageRequest, PageTokens, development_key
 from tests.integration.case.support import SQLITE_ONLY, forward, register
 from tests.unit.case.builders import (
     AGENT,
@@ -25,6 +25,11 @@ from tests.unit.case.builders import (
 )
 
 FARSTA = unit_id_of("farsta")
+PAGES = PageTokens([development_key("case")], service="case")
+
+
+def my_page(page_size: int = 0, page_token: str = "") -> PageRequest:
+    return PAGES.page(page_size, page_token, {"mine": True}, owner=citizen(ASTRID))
 
 
 # ---- Mina sidor ----
@@ -35,14 +40,12 @@ async def test_a_citizen_lists_only_their_own_cases_with_status_next_step_and_de
 ) -> None:
     clock.set(local(2026, 12, 3, 10, 0))
     answered = await register(cases)
-    await handlers.resolve_case(cases=cases, caller=AGENT, name=answered.name, resolution="Svar.")
+    await handlers.resolve_case(cases=cases, caller=AGENT, case_id=answered.case_id, resolution="Svar.")
     waiting = await forward(cases, await register(cases))
     await register(cases, person=BERTIL)
     await register(cases, person=None)
 
-    mine, token = await handlers.list_my_cases(
-        cases=cases, caller=citizen(ASTRID), page=page_request(0, "", {"mine": True})
-    )
+    mine, token = await handlers.list_my_cases(cases=cases, caller=citizen(ASTRID), page=my_page())
 
     assert [c.name for c in mine] == [waiting.name, answered.name]  # newest first
     assert token == ""
@@ -56,12 +59,8 @@ async def test_a_citizen_lists_only_their_own_cases_with_status_next_step_and_de
 async def test_a_citizens_own_cases_come_in_pages(cases: Cases) -> None:
     created = [await register(cases) for _ in range(3)]
 
-    first, token = await handlers.list_my_cases(
-        cases=cases, caller=citizen(ASTRID), page=page_request(2, "", {"mine": True})
-    )
-    rest, last = await handlers.list_my_cases(
-        cases=cases, caller=citizen(ASTRID), page=page_request(2, token, {"mine": True})
-    )
+    first, token = await handlers.list_my_cases(cases=cases, caller=citizen(ASTRID), page=my_page(2))
+    rest, last = await handlers.list_my_cases(cases=cases, caller=citizen(ASTRID), page=my_page(2, token))
 
     assert [c.name for c in [*first, *rest]] == [c.name for c in reversed(created)]
     assert last == ""
@@ -72,13 +71,14 @@ async def test_a_citizen_asking_for_someone_elses_case_hears_the_same_as_for_a_m
 ) -> None:
     someone_elses = await register(cases, person=BERTIL)
     anonymous = await register(cases, person=None)
-    missing = f"cases/{someone_elses.case_id + 100}"
+    missing = someone_elses.case_id + 100
 
     messages = {}
-    for name in (someone_elses.name, anonymous.name, missing):
+    for case_id in (someone_elses.case_id, anonymous.case_id, missing):
         with pytest.raises(NotFound) as refused:
-            await handlers.get_case(cases=cases, caller=citizen(ASTRID), name=name)
-        messages[name] = (refused.value.message.replace(name, "<name>"), refused.value.reason)
+            await handlers.get_case(cases=cases, caller=citizen(ASTRID), case_id=case_id)
+        name = f"cases/{case_id}"
+        messages[case_id] = (refused.value.message.replace(name, "<name>"), refused.value.reason)
 
     assert len(set(messages.values())) == 1
     assert messages[missing] == ("<name> was not found", "NOT_FOUND")
@@ -87,7 +87,7 @@ async def test_a_citizen_asking_for_someone_elses_case_hears_the_same_as_for_a_m
 async def test_a_citizen_reads_their_own_case(cases: Cases) -> None:
     mine = await register(cases)
 
-    read = await handlers.get_case(cases=cases, caller=citizen(ASTRID), name=mine.name)
+    read = await handlers.get_case(cases=cases, caller=citizen(ASTRID), case_id=mine.case_id)
 
     assert read.name == mine.name
 
@@ -99,28 +99,34 @@ async def test_every_step_of_a_case_appears_in_its_timeline_in_order(cases: Case
     case = await register(cases)
     steps = [
         lambda: handlers.add_contact(
-            cases=cases, caller=AGENT, name=case.name, contact=contact(summary="Ringer igen.")
+            cases=cases, caller=AGENT, case_id=case.case_id, contact=contact(summary="Ringer igen.")
         ),
         lambda: forward(cases, case),
-        lambda: handlers.acknowledge_case(cases=cases, caller=officer(FARSTA), name=case.name),
+        lambda: handlers.acknowledge_case(cases=cases, caller=officer(FARSTA), case_id=case.case_id),
         lambda: handlers.assign_case(
-            cases=cases, caller=manager(FARSTA), name=case.name, officer="officers/farsta-handlaggare-2"
+            cases=cases, caller=manager(FARSTA), case_id=case.case_id, officer_id="farsta-handlaggare-2"
         ),
         lambda: handlers.return_case(
-            cases=cases, caller=officer(FARSTA), name=case.name, reason="Fel enhet."
+            cases=cases, caller=officer(FARSTA), case_id=case.case_id, reason="Fel enhet."
         ),
         lambda: forward(cases, case),
         lambda: handlers.record_feedback(
-            cases=cases, caller=officer(FARSTA), name=case.name, channel=FeedbackChannel.PHONE, note="Ringt."
+            cases=cases,
+            caller=officer(FARSTA),
+            case_id=case.case_id,
+            channel=FeedbackChannel.PHONE,
+            note="Ringt.",
         ),
-        lambda: handlers.reopen_case(cases=cases, caller=AGENT, name=case.name, reason="Ny fråga."),
-        lambda: handlers.resolve_case(cases=cases, caller=AGENT, name=case.name, resolution="Besvarat."),
+        lambda: handlers.reopen_case(cases=cases, caller=AGENT, case_id=case.case_id, reason="Ny fråga."),
+        lambda: handlers.resolve_case(
+            cases=cases, caller=AGENT, case_id=case.case_id, resolution="Besvarat."
+        ),
     ]
     for step in steps:
         clock.advance(minutes=10)
         await step()
 
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=case.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=case.case_id)
 
     assert [e.kind for e in stored.events] == [
         EventKind.CREATED,
@@ -149,19 +155,19 @@ async def test_every_step_of_a_case_appears_in_its_timeline_in_order(cases: Case
 async def test_satisfaction_is_recorded_once_after_close(cases: Cases) -> None:
     case = await register(cases)
     with pytest.raises(FailedPrecondition) as too_early:
-        await handlers.record_satisfaction(cases=cases, caller=citizen(ASTRID), name=case.name, score=4)
-    await handlers.resolve_case(cases=cases, caller=AGENT, name=case.name, resolution="Svar.")
+        await handlers.record_satisfaction(cases=cases, caller=citizen(ASTRID), case_id=case.case_id, score=4)
+    await handlers.resolve_case(cases=cases, caller=AGENT, case_id=case.case_id, resolution="Svar.")
 
     answered = await handlers.record_satisfaction(
-        cases=cases, caller=citizen(ASTRID), name=case.name, score=4
+        cases=cases, caller=citizen(ASTRID), case_id=case.case_id, score=4
     )
     with pytest.raises(FailedPrecondition) as twice:
-        await handlers.record_satisfaction(cases=cases, caller=AGENT, name=case.name, score=5)
+        await handlers.record_satisfaction(cases=cases, caller=AGENT, case_id=case.case_id, score=5)
 
     assert too_early.value.reason == "CASE_NOT_CLOSED"
     assert twice.value.reason == "SATISFACTION_RECORDED"
     assert answered.satisfaction == 4
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=case.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=case.case_id)
     assert stored.satisfaction == 4
 
 
@@ -169,20 +175,20 @@ async def test_satisfaction_is_recorded_once_after_close(cases: Cases) -> None:
 @pytest.mark.parametrize("score", [0, 6])
 async def test_satisfaction_outside_one_to_five_is_refused_naming_score(cases: Cases, score: int) -> None:
     case = await register(cases)
-    await handlers.resolve_case(cases=cases, caller=AGENT, name=case.name, resolution="Svar.")
+    await handlers.resolve_case(cases=cases, caller=AGENT, case_id=case.case_id, resolution="Svar.")
 
     with pytest.raises(InvalidArgument) as refused:
-        await handlers.record_satisfaction(cases=cases, caller=AGENT, name=case.name, score=score)
+        await handlers.record_satisfaction(cases=cases, caller=AGENT, case_id=case.case_id, score=score)
 
     assert violated_fields(refused.value) == ["score"]
-    stored = await handlers.get_case(cases=cases, caller=AGENT, name=case.name)
+    stored = await handlers.get_case(cases=cases, caller=AGENT, case_id=case.case_id)
     assert stored.satisfaction is None
 
 
 @SQLITE_ONLY
 async def test_a_citizen_cannot_answer_for_someone_elses_case(cases: Cases) -> None:
     case = await register(cases, person=BERTIL)
-    await handlers.resolve_case(cases=cases, caller=AGENT, name=case.name, resolution="Svar.")
+    await handlers.resolve_case(cases=cases, caller=AGENT, case_id=case.case_id, resolution="Svar.")
 
     with pytest.raises(NotFound):
-        await handlers.record_satisfaction(cases=cases, caller=citizen(ASTRID), name=case.name, score=1)
+        await handlers.record_satisfaction(cases=cases, caller=citizen(ASTRID), case_id=case.case_id, score=1)

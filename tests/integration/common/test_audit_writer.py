@@ -89,8 +89,8 @@ async def writing(
 
 async def committed_purposes(engine: AsyncEngine, tables: AccessLogTables) -> list[str]:
     async with UnitOfWork(engine, write=False) as uow:
-        entries = await list_access(uow.conn, tables, person_number=TOLVAN, limit=1000, after_seq=None)
-    return [entry.purpose for entry in entries]
+        entries = await list_access(uow.conn, tables, person_number=TOLVAN, limit=1000, before_seq=None)
+    return [entry.purpose for entry in reversed(entries)]
 
 
 async def chain_length(engine: AsyncEngine, tables: AccessLogTables) -> int:

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.common.audit_writer import AccessLogWriter
-from services.common.runtime import open_database
+from services.common.runtime import Wiring, wired
 from services.directory.handlers import Directory
-from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
+from services.directory.main import DEFINITION, DirectorySettings
 from support.pgserver import PostgresServer
 from synthcity.city import City
 from tests.integration.directory.databases import (
@@ -56,23 +55,26 @@ def settings(database_url: str, tmp_path: Path) -> DirectorySettings:
             "DIRECTORY_DATABASE_URL": database_url,
             "AUTH_DEV_DIR": str(tmp_path / "dev"),
             "DIRECTORY_CACHE_SECONDS": "0",
+            "AUTH_DEV": "true",
         }
     )
 
 
 @pytest.fixture
-async def engine(settings: DirectorySettings) -> AsyncIterator[AsyncEngine]:
-    engine = await open_database(settings.server, MIGRATIONS)
-    yield engine
-    await engine.dispose()
+async def wiring(settings: DirectorySettings) -> AsyncIterator[Wiring[Directory]]:
+    """The directory wired by its own bootstrap, not serving: the test calls its use cases."""
+    async with wired(DEFINITION, settings) as wiring:
+        yield wiring
 
 
 @pytest.fixture
-async def directory(settings: DirectorySettings, engine: AsyncEngine) -> AsyncIterator[Directory]:
-    directory = bootstrap(settings, engine)
-    yield directory
-    if isinstance(directory.access_log, AccessLogWriter):
-        await directory.access_log.close()
+def engine(wiring: Wiring[Directory]) -> AsyncEngine:
+    return wiring.engine
+
+
+@pytest.fixture
+def directory(wiring: Wiring[Directory]) -> Directory:
+    return wiring.core
 
 
 @pytest.fixture

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.audit_writer import MemoryAccessLog
-from services.common.runtime import open_database
+from services.common.runtime import wired
 from services.directory import handlers
-from services.directory.main import MIGRATIONS, DirectorySettings, bootstrap
+from services.directory.main import DEFINITION, DirectorySettings
 from support.pgserver import PostgresServer, run_blocking
-from tests.unit.directory.builders import ADMIN
 from tests.unit.directory.cities import city_files
 
 
@@ -31,16 +30,10 @@ class Templates:
 
 
 async def prepare(database_url: str, *, seed: bool) -> None:
-    settings = DirectorySettings.from_env({"DIRECTORY_DATABASE_URL": database_url})
-    engine = await open_database(settings.server, MIGRATIONS)
-    try:
+    settings = DirectorySettings.from_env({"DIRECTORY_DATABASE_URL": database_url, "AUTH_DEV": "true"})
+    async with wired(DEFINITION, settings, access=MemoryAccessLog()) as wiring:
         if seed:
-            directory = bootstrap(settings, engine, access=MemoryAccessLog())
-            await handlers.import_directory(
-                directory=directory, caller=ADMIN, files=city_files(), validate_only=False
-            )
-    finally:
-        await engine.dispose()
+            await handlers.import_directory(directory=wiring.core, files=city_files(), validate_only=False)
 
 
 def sqlite_url(path: Path) -> str:

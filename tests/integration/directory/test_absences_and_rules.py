@@ -8,7 +8,7 @@ import pytest
 
 from services.common.errors import InvalidArgument, NotFound, StaleEtag
 from services.common.etags import etag_for
-from services.common.pagination import page_request
+from services.common.pagination import PageTokens, development_key
 from services.directory import handlers
 from services.directory.model import OfficerRole, RuleSet
 from tests.unit.directory.builders import ADMIN, absence, area, officer, rule, unit
@@ -21,6 +21,7 @@ BO = officer("bo-lind")
 CECILIA = officer("cecilia-ek", role=OfficerRole.SPECIAL_HOUSING)
 OLLE = officer("olle-sater", unit_id=SKARHOLMEN.unit_id)
 MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=CET)
+PAGES = PageTokens([development_key("directory")], service="directory")
 
 
 @pytest.fixture
@@ -34,13 +35,15 @@ async def staffed(directory):
 
 async def add_absence(directory, start, end, *, substitute="bo-lind", officer_id="anna-berg"):
     return await handlers.create_absence(
-        directory=directory, caller=ADMIN, absence=absence(officer_id, substitute, start, end)
+        directory=directory, absence=absence(officer_id, substitute, start, end)
     )
 
 
 async def absences_of(directory, officer_id="anna-berg"):
     items, _ = await handlers.list_absences(
-        directory=directory, caller=ADMIN, parent=f"officers/{officer_id}", page=page_request(0, "", {})
+        directory=directory,
+        officer_id=officer_id,
+        page=PAGES.page(0, "", {"absences": officer_id}, owner=ADMIN),
     )
     return items
 
@@ -119,11 +122,15 @@ async def test_absences_given_in_different_offsets_are_compared_as_moments(staff
 async def test_a_deleted_absence_is_gone_and_a_second_delete_is_not_found(staffed):
     created = await add_absence(staffed, MONDAY, MONDAY + timedelta(days=1))
 
-    await handlers.delete_absence(directory=staffed, caller=ADMIN, name=created.name)
+    await handlers.delete_absence(
+        directory=staffed, officer_id=created.officer_id, absence_id=created.absence_id
+    )
 
     assert await absences_of(staffed) == []
     with pytest.raises(NotFound):
-        await handlers.delete_absence(directory=staffed, caller=ADMIN, name=created.name)
+        await handlers.delete_absence(
+            directory=staffed, officer_id=created.officer_id, absence_id=created.absence_id
+        )
 
 
 # ---- assignment rules -------------------------------------------------------------------------------------
@@ -136,16 +143,14 @@ def rules_of(*rules) -> RuleSet:
 
 
 async def current_rules(directory) -> RuleSet:
-    return await handlers.get_assignment_rules(directory=directory, caller=ADMIN, unit=FARSTA.name)
+    return await handlers.get_assignment_rules(directory=directory, unit_id=FARSTA.unit_id)
 
 
 async def replace_rules(directory, rule_set: RuleSet, *, etag: str | None = None) -> RuleSet:
     if etag is None:
         current = await current_rules(directory)
         etag = etag_for(current.name, current.revision)
-    return await handlers.replace_assignment_rules(
-        directory=directory, caller=ADMIN, rule_set=rule_set, etag=etag
-    )
+    return await handlers.replace_assignment_rules(directory=directory, rule_set=rule_set, etag=etag)
 
 
 GOOD = rules_of(
@@ -211,7 +216,7 @@ async def test_an_area_overlapping_another_units_area_is_refused(staffed):
 
     with pytest.raises(InvalidArgument) as caught:
         await handlers.replace_assignment_rules(
-            directory=staffed, caller=ADMIN, rule_set=skarholmen, etag=etag_for(skarholmen.name, 0)
+            directory=staffed, rule_set=skarholmen, etag=etag_for(skarholmen.name, 0)
         )
 
     assert [v.field for v in caught.value.violations] == ["rule_set.areas"]

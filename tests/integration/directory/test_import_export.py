@@ -7,10 +7,9 @@ import io
 
 import pytest
 
-from services.common.errors import InvalidArgument, PermissionDenied
+from services.common.errors import InvalidArgument
 from services.directory import handlers
 from services.directory.store import DirectoryRepository
-from tests.unit.directory.builders import ADMIN, AGENT
 from tests.unit.directory.cities import city_files
 
 # The export lists units, officers and absences by id, and a unit's areas and rules in the order given.
@@ -45,29 +44,27 @@ def with_line(content: str, line: int, old: str, new: str) -> str:
 
 
 async def export(directory) -> dict[str, str]:
-    return await handlers.export_directory(directory=directory, caller=ADMIN)
+    return await handlers.export_directory(directory=directory)
 
 
 async def test_importing_the_synthetic_city_and_exporting_it_gives_back_the_same_files(directory):
     files = city_files(2026, 400)
 
-    counts = await handlers.import_directory(
-        directory=directory, caller=ADMIN, files=files, validate_only=False
-    )
+    counts = await handlers.import_directory(directory=directory, files=files, validate_only=False)
     exported = await export(directory)
 
     assert counts.units == 11
     assert counts.officers == 400
     assert exported == in_export_order(files)
     # What was exported imports again to exactly the same export.
-    await handlers.import_directory(directory=directory, caller=ADMIN, files=exported, validate_only=False)
+    await handlers.import_directory(directory=directory, files=exported, validate_only=False)
     assert await export(directory) == exported
 
 
 async def test_an_import_replaces_the_whole_previous_directory(directory, seeded):
     other = city_files(7)
 
-    await handlers.import_directory(directory=directory, caller=ADMIN, files=other, validate_only=False)
+    await handlers.import_directory(directory=directory, files=other, validate_only=False)
 
     assert await export(directory) == in_export_order(other)
 
@@ -79,7 +76,7 @@ async def test_an_import_with_one_bad_row_changes_nothing(directory, seeded):
     bad = other | {"officers.csv": with_line(other["officers.csv"], line, ",true,", ",kanske,")}
 
     with pytest.raises(InvalidArgument) as caught:
-        await handlers.import_directory(directory=directory, caller=ADMIN, files=bad, validate_only=False)
+        await handlers.import_directory(directory=directory, files=bad, validate_only=False)
 
     assert [v.field for v in caught.value.violations] == [f"officers.csv:{line}:active"]
     assert await export(directory) == before
@@ -96,9 +93,7 @@ async def test_an_import_that_fails_while_writing_leaves_the_previous_directory(
     # bump_revision runs last, after every table was emptied and filled again.
     monkeypatch.setattr(DirectoryRepository, "bump_revision", fail)
     with pytest.raises(RuntimeError):
-        await handlers.import_directory(
-            directory=directory, caller=ADMIN, files=city_files(7), validate_only=False
-        )
+        await handlers.import_directory(directory=directory, files=city_files(7), validate_only=False)
     monkeypatch.undo()
 
     assert await export(directory) == before
@@ -107,14 +102,11 @@ async def test_an_import_that_fails_while_writing_leaves_the_previous_directory(
 async def test_validate_only_counts_the_files_and_writes_nothing(directory, seeded):
     before = await export(directory)
 
-    counts = await handlers.import_directory(
-        directory=directory, caller=ADMIN, files=city_files(7), validate_only=True
-    )
+    counts = await handlers.import_directory(directory=directory, files=city_files(7), validate_only=True)
 
     assert counts.officers == 120
     assert await export(directory) == before
 
 
-async def test_only_directory_administrators_export_the_directory_with_its_direct_numbers(directory, seeded):
-    with pytest.raises(PermissionDenied):
-        await handlers.export_directory(directory=directory, caller=AGENT)
+# Only directory administrators export the directory with its direct numbers: declared on the servicer and
+# checked by the server before the call runs, see tests/e2e/directory/test_callers.py.

@@ -10,11 +10,18 @@ from aldredirekt.directory.v1 import directory_pb2 as pb
 from services.common.db import Idempotency
 from services.common.errors import AlreadyExists, InvalidArgument, NotFound
 from services.common.idempotency import Replayed, request_key
-from services.common.pagination import page_request
+from services.common.pagination import PageRequest, PageTokens, development_key
 from services.directory import handlers
-from services.directory.api import unit_from_message, unit_message
+from services.directory.api.mapping import unit_from_message, unit_message
 from services.directory.store import OfficerQuery
 from tests.unit.directory.builders import ADMIN, AGENT
+
+PAGES = PageTokens([development_key("directory")], service="directory")
+
+
+def page_request(page_size: int, page_token: str, query: dict[str, object]) -> PageRequest:
+    """A page as the servicer asks for it: its token signed by the directory, for this query."""
+    return PAGES.page(page_size, page_token, query, owner=None)
 
 
 def create_unit_request(
@@ -35,7 +42,7 @@ def create_unit_request(
 
 async def create_unit(directory, request: pb.CreateUnitRequest) -> pb.CreateUnitResponse:
     """CreateUnit as the servicer runs it: the first answer is stored with the write and replayed."""
-    key = request_key("directory.CreateUnit", ADMIN.subject, request)
+    key = request_key("directory.CreateUnit", ADMIN.idempotency_scope, request)
     assert key is not None
     idempotency = Idempotency(
         key, encode=lambda view: pb.CreateUnitResponse(unit=unit_message(view)).SerializeToString()
@@ -54,7 +61,7 @@ async def create_unit(directory, request: pb.CreateUnitRequest) -> pb.CreateUnit
 
 async def unit_count(directory) -> int:
     units, _ = await handlers.list_units(
-        directory=directory, caller=ADMIN, page=page_request(0, "", {}), district=""
+        directory=directory, caller=ADMIN, page=page_request(0, "", {}), district_id=None
     )
     return len(units)
 
@@ -77,7 +84,7 @@ async def test_a_request_id_reused_for_another_request_is_refused(directory):
         await create_unit(directory, create_unit_request("8a1f0c2e-reuse", display_name="Något annat"))
 
     assert caught.value.reason == "IDEMPOTENCY_KEY_REUSED"
-    found = await handlers.get_unit(directory=directory, caller=ADMIN, name="units/farsta-bestallarenhet")
+    found = await handlers.get_unit(directory=directory, caller=ADMIN, unit_id="farsta-bestallarenhet")
     assert found.unit.display_name == "Beställarenheten Farsta"
 
 

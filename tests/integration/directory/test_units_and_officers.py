@@ -45,11 +45,11 @@ async def update_officer(directory, the_officer, *, etag: str, mask=()):
 
 
 async def stored_unit(directory):
-    return (await handlers.get_unit(directory=directory, caller=ADMIN, name=UNIT.name)).unit
+    return (await handlers.get_unit(directory=directory, caller=ADMIN, unit_id=UNIT.unit_id)).unit
 
 
 async def stored_officer(directory):
-    return (await handlers.get_officer(directory=directory, caller=ADMIN, name=ANNA.name)).officer
+    return (await handlers.get_officer(directory=directory, caller=ADMIN, officer_id=ANNA.officer_id)).officer
 
 
 async def test_a_created_unit_is_read_back_as_it_was_given(directory):
@@ -218,9 +218,7 @@ async def test_an_officer_still_named_by_a_rule_cannot_be_made_inactive(director
     rules = RuleSet(
         unit_id=UNIT.unit_id, areas=(area(),), rules=(rule("intake", 1, 31, officer_id="anna-berg"),)
     )
-    await handlers.replace_assignment_rules(
-        directory=directory, caller=ADMIN, rule_set=rules, etag=etag_for(rules.name, 0)
-    )
+    await handlers.replace_assignment_rules(directory=directory, rule_set=rules, etag=etag_for(rules.name, 0))
 
     with pytest.raises(FailedPrecondition) as caught:
         await update_officer(directory, replace(created, active=False), etag=etag(created), mask=["active"])

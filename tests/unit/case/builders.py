@@ -158,7 +158,9 @@ class FakeDirectory:
 
     def _check_up(self) -> None:
         if self.down:
-            raise Unavailable("the directory does not answer; nothing was changed", reason="DIRECTORY_DOWN")
+            raise Unavailable(
+                "the directory does not answer; nothing was changed", reason="DIRECTORY_UNAVAILABLE"
+            )
 
     async def resolve(
         self,

@@ -8,10 +8,9 @@ from datetime import timedelta
 import pytest
 
 from services.case import model
-from services.case.handlers import escalation_mail, forward_mail
-from services.case.mail import backoff, build_message
-from services.case.model import Case
-from services.case.store import QueuedMail
+from services.case.mail import build_message
+from services.case.model import Case, Mail, escalation_mail, forward_mail
+from services.common.outbox import exponential_backoff
 from tests.unit.case.builders import ASTRID, BERTIL, contact, local, new_case, routing_for
 
 SUMMARY = "Dottern berättar att mamma fallit i badrummet och inte kan resa sig."
@@ -59,9 +58,12 @@ def test_an_acute_forward_mail_is_urgent_and_says_so() -> None:
 
 def test_an_urgent_mail_is_sent_with_high_importance_and_its_fixed_message_id() -> None:
     mail = forward_mail(forwarded(acute=True), "")
-    queued = QueuedMail(mail_id=3, mail=mail, message_id="<outbox-3.forwarded.case-42@example>", attempts=2)
-
-    message = build_message(queued, "aldredirekt@stockholm.example", local(2026, 12, 3, 10, 1))
+    message = build_message(
+        mail,
+        message_id="<outbox-3.forwarded.case-42@example>",
+        sender="aldredirekt@stockholm.example",
+        now=local(2026, 12, 3, 10, 1),
+    )
 
     assert message["Importance"] == "high"
     assert message["X-Priority"] == "1"
@@ -72,9 +74,9 @@ def test_an_urgent_mail_is_sent_with_high_importance_and_its_fixed_message_id() 
 
 def test_an_ordinary_mail_has_no_importance_header() -> None:
     mail = forward_mail(forwarded(acute=False), "")
-    queued = QueuedMail(mail_id=1, mail=mail, message_id="<m@example>", attempts=0)
-
-    message = build_message(queued, "aldredirekt@stockholm.example", local(2026, 12, 3, 10, 1))
+    message = build_message(
+        mail, message_id="<m@example>", sender="aldredirekt@stockholm.example", now=local(2026, 12, 3, 10, 1)
+    )
 
     assert message["Importance"] is None
     assert message["X-Priority"] is None
@@ -92,9 +94,10 @@ def test_the_overdue_mail_goes_to_the_unit_managers_or_else_the_mailbox() -> Non
     assert ASTRID not in to_managers.body
 
 
-@pytest.mark.parametrize(("attempts", "seconds"), [(1, 10), (2, 20), (3, 40), (6, 320), (7, 600), (30, 600)])
+# Mail leaves through the shared outbox, whose sender waits by its exponential backoff after a failure.
+@pytest.mark.parametrize(("attempts", "seconds"), [(1, 5), (2, 10), (3, 20), (7, 320), (8, 600), (30, 600)])
 def test_failed_mail_backs_off_doubling_up_to_ten_minutes(attempts: int, seconds: int) -> None:
-    assert backoff(attempts) == timedelta(seconds=seconds)
+    assert exponential_backoff(attempts) == timedelta(seconds=seconds)
 
 
 def test_a_person_number_written_in_the_note_is_not_mailed() -> None:
@@ -106,3 +109,16 @@ def test_a_person_number_written_in_the_note_is_not_mailed() -> None:
     assert ASTRID not in mail.body
     assert ten_digit not in mail.body
     assert "ring dottern." in mail.body
+
+
+def test_the_mail_is_kept_in_the_outbox_as_it_is_sent() -> None:
+    mail = forward_mail(forwarded(acute=True), "Ring dottern.")
+
+    assert Mail.decode(mail.encode()) == mail
+    assert (mail.kind, mail.case_id) == ("forwarded", 42)
+
+
+def test_the_forward_mail_says_in_swedish_how_the_person_wants_the_answer() -> None:
+    mail = forward_mail(forwarded(acute=False), "")
+
+    assert "Önskad återkoppling: telefon, vardagar 10-12" in mail.body

@@ -7,19 +7,37 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.common.auth import Caller, Role
 from services.common.errors import InvalidArgument
-from services.common.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_request
+from services.common.pagination import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    PageRequest,
+    PageTokens,
+    development_key,
+)
 
 FARSTA = {"unit": "units/farsta", "status": "open"}
+TOKENS = PageTokens([development_key("case")], service="case")
+
+
+def page_request(page_size: int, page_token: str, query: dict[str, str]) -> PageRequest:
+    return TOKENS.page(page_size, page_token, query, owner=None)
 
 
 def token_of(payload: object) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
 
 
-def refused_field(page_size: int, page_token: str, query: dict[str, str]) -> str:
+def refused_field(
+    page_size: int,
+    page_token: str,
+    query: dict[str, str],
+    tokens: PageTokens = TOKENS,
+    owner: Caller | None = None,
+) -> str:
     with pytest.raises(InvalidArgument) as caught:
-        page_request(page_size, page_token, query)
+        tokens.page(page_size, page_token, query, owner=owner)
     [violation] = caught.value.violations
     return violation.field
 
@@ -103,3 +121,48 @@ def test_a_garbage_token_is_refused_naming_page_token(garbage: str):
 @given(st.text(min_size=1, max_size=200))
 def test_no_made_up_token_fails_other_than_by_naming_page_token(token: str):
     assert refused_field(5, token, FARSTA) == "page_token"
+
+
+def test_a_token_of_another_service_is_refused_naming_page_token():
+    directory = PageTokens([development_key("case")], service="directory")
+    token = directory.page(2, "", FARSTA, owner=None).next_token(5, more=True)
+
+    assert refused_field(2, token, FARSTA) == "page_token"
+
+
+def test_a_token_signed_with_another_key_is_refused_naming_page_token():
+    other = PageTokens([development_key("directory")], service="case")
+    token = other.page(2, "", FARSTA, owner=None).next_token(5, more=True)
+
+    assert refused_field(2, token, FARSTA) == "page_token"
+
+
+def test_a_token_whose_position_was_changed_by_hand_is_refused():
+    token = page_request(2, "", FARSTA).next_token(5, more=True)
+    payload, signature = token.split(".")
+    changed = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    changed["a"] = 6
+
+    assert refused_field(2, f"{token_of(changed)}.{signature}", FARSTA) == "page_token"
+
+
+def test_a_token_keeps_working_while_its_key_is_rotated_out():
+    old, new = development_key("case"), b"n" * 32
+    token = page_request(2, "", FARSTA).next_token(5, more=True)
+
+    assert PageTokens([new, old], service="case").page(2, token, FARSTA, owner=None).after == 5
+    assert refused_field(2, token, FARSTA, tokens=PageTokens([new], service="case")) == "page_token"
+
+
+def test_one_callers_token_is_refused_for_another_caller():
+    astrid = Caller("citizen-1", frozenset({Role.CITIZEN}), None, person_number="194107082386", token="")
+    bertil = Caller("citizen-2", frozenset({Role.CITIZEN}), None, person_number="193812301234", token="")
+    token = TOKENS.page(2, "", FARSTA, owner=astrid).next_token(5, more=True)
+
+    assert TOKENS.page(2, token, FARSTA, owner=astrid).after == 5
+    assert refused_field(2, token, FARSTA, owner=bertil) == "page_token"
+
+
+def test_a_key_shorter_than_32_bytes_is_refused():
+    with pytest.raises(ValueError, match="32"):
+        PageTokens([b"short"], service="case")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from services.common.pagination import MIN_KEY_BYTES, development_key
 from services.common.settings import (
     AuthSettings,
     Env,
@@ -12,17 +13,21 @@ from services.common.settings import (
     database_url_problem,
 )
 
+# Local runs and tests switch the development defaults on explicitly; production gives every secret.
+DEV = {"AUTH_DEV": "true"}
+PAGE_KEY = "k" * MIN_KEY_BYTES
 
-def server_settings(environ: dict[str, str]) -> ServerSettings:
-    env = Env(environ)
+
+def server_settings(environ: dict[str, str], *, dev: bool = True) -> ServerSettings:
+    env = Env({**DEV, **environ} if dev else environ)
     settings = ServerSettings.from_env(env, service="directory", default_port=50061)
     env.check()
     return settings
 
 
-def settings_error(environ: dict[str, str]) -> SettingsError:
+def settings_error(environ: dict[str, str], *, dev: bool = True) -> SettingsError:
     with pytest.raises(SettingsError) as caught:
-        server_settings(environ)
+        server_settings(environ, dev=dev)
     return caught.value
 
 
@@ -38,6 +43,7 @@ def test_a_service_started_without_variables_gets_working_defaults():
     assert settings.max_active_calls == 16
     assert settings.grace_seconds == 10.0
     assert settings.log_level == "INFO"
+    assert settings.page_token_keys == (development_key("directory"),)
 
 
 def test_variables_are_read_under_the_services_own_prefix():
@@ -153,8 +159,49 @@ def test_only_the_async_drivers_are_accepted_for_the_database(url: str, usable: 
     assert (database_url_problem(url) is None) is usable
 
 
-def test_without_a_jwks_the_local_development_issuer_is_trusted():
+def test_outside_development_the_page_token_key_is_required_and_named():
+    error = settings_error({}, dev=False)
+
+    assert error.variable == "DIRECTORY_PAGE_TOKEN_KEY"
+    assert "is required" in str(error)
+
+
+def test_outside_development_a_given_page_token_key_is_used():
+    settings = server_settings({"DIRECTORY_PAGE_TOKEN_KEY": PAGE_KEY}, dev=False)
+
+    assert settings.page_token_keys == (PAGE_KEY.encode(),)
+
+
+def test_several_page_token_keys_are_read_in_order_the_first_signing():
+    second = "s" * MIN_KEY_BYTES
+    settings = server_settings({"DIRECTORY_PAGE_TOKEN_KEY": f"{PAGE_KEY}, {second}"}, dev=False)
+
+    assert settings.page_token_keys == (PAGE_KEY.encode(), second.encode())
+
+
+@pytest.mark.parametrize("dev", [True, False])
+def test_a_page_token_key_shorter_than_32_characters_is_refused_without_showing_it(dev: bool):
+    short = "x" * (MIN_KEY_BYTES - 1)
+    error = settings_error({"DIRECTORY_PAGE_TOKEN_KEY": f"{PAGE_KEY},{short}"}, dev=dev)
+
+    assert error.variable == "DIRECTORY_PAGE_TOKEN_KEY"
+    assert f"at least {MIN_KEY_BYTES} characters" in str(error)
+    assert short not in str(error)
+
+
+def test_without_a_jwks_and_outside_development_start_up_is_refused_naming_auth_jwks():
     env = Env({})
+    AuthSettings.from_env(env)
+
+    with pytest.raises(SettingsError) as caught:
+        env.check()
+
+    assert caught.value.variable == "AUTH_JWKS"
+    assert "is required" in str(caught.value)
+
+
+def test_without_a_jwks_the_local_development_issuer_is_trusted():
+    env = Env(DEV)
     auth = AuthSettings.from_env(env)
     env.check()
 

@@ -8,7 +8,7 @@ import pytest
 
 from services.common.errors import InvalidArgument
 from services.directory.model import ContactPolicy, OfficerRole, Specialty
-from services.directory.transfer import HEADERS, export_files, parse_files
+from services.directory.model.transfer import HEADERS, export_files, parse_files
 from synthcity.city import DISTRICTS, generate_city
 from synthcity.directory_csv import directory_csv_files
 

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.case.model import AT_UNIT, Case, CaseStatus, Channel, EventKind
-from services.case.store import _case_values
 from services.case.store import cases as cases_table
+from services.case.store.repository import case_values
 from services.common.business_calendar import deadline_after, is_open, to_local
 from services.common.errors import InvalidArgument
 from services.common.personnummer import parse_person_number
@@ -67,7 +67,7 @@ def test_another_seed_gives_other_cases(city: City) -> None:
 def test_fast_rows_are_the_cases_the_model_gives(city: City, month: list[Case]) -> None:
     rows = list(case_rows(city, start=MONTH_START, end=NOW.date(), now=NOW, seed=11))
     assert len(rows) == len(month)
-    assert rows == [_case_values(case) for case in month]
+    assert rows == [case_values(case) for case in month]
 
 
 def test_fast_rows_have_every_column_of_the_cases_table_but_the_id(quarter: list[dict[str, object]]) -> None:
