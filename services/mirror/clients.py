@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from services.common.secrets import Secret
 from services.common.settings import SettingsError
 from services.mirror.model.records import MalformedRecord, parse_source_time
 
@@ -47,26 +47,6 @@ class SourceFailure(Exception):
         self.source = source
         self.kind = kind
         self.retry_after = retry_after
-
-
-@dataclass(frozen=True)
-class Secret:
-    """Where a secret is: a file (a mounted Kubernetes Secret, rotated in place) or an environment
-    variable."""
-
-    file: str = ""
-    env: str = ""
-    value: str = field(default="", repr=False)
-
-    def read(self) -> str:
-        if self.file:
-            return Path(self.file).read_text().strip()
-        if self.env:
-            return os.environ.get(self.env, "").strip()
-        return self.value
-
-    def __repr__(self) -> str:
-        return f"Secret(file={self.file!r}, env={self.env!r})"
 
 
 @dataclass(frozen=True)
@@ -235,6 +215,10 @@ class UpstreamClient:
                 self.breaker.failed()
                 raise SourceFailure(self.config.name, FailureKind.TIMEOUT) from None
             except httpx.TransportError as error:
+                if attempt == 0 and isinstance(error, (httpx.ReadError, httpx.RemoteProtocolError)):
+                    # A kept-alive connection the source closed as the request went out: a GET may be
+                    # sent again, once, on a new connection.
+                    continue
                 self.breaker.failed()
                 raise SourceFailure(self.config.name, FailureKind.DOWN, type(error).__name__) from None
             if response.status_code in (401, 403) and attempt == 0:

@@ -103,8 +103,10 @@ async def bootstrap(
     access: AccessLog | None = None,
     clock: Callable[[], datetime] | None = None,
     holder: str | None = None,
+    run_sync: bool = True,
 ) -> Wiring[Mirror]:
-    """Wires the mirror: its database, a client and a sync per source, the grant keys, the access log."""
+    """Wires the mirror: its database, a client and a sync per source, the grant keys, the access log.
+    Without `run_sync` it only serves what is stored (a test drives each source's sync itself)."""
     now = clock or (lambda: datetime.now(UTC))
     engine = open_engine(settings.server, telemetry)
     access_log = access or AccessLogWriter(engine, shared.access_log, service=SERVICE)
@@ -179,7 +181,7 @@ async def bootstrap(
                 service=SERVICE, engine=engine, tables=shared, access_log=access_log, pages=pages, clock=now
             ),
         ],
-        jobs=[sync_job(name) for name in clients],
+        jobs=[sync_job(name) for name in clients] if run_sync else [],
         closers=closers,
     )
 

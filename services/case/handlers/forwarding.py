@@ -42,10 +42,8 @@ async def forward_case(
     items = await reference_items(cases)
     # Refuse early, so a closed or forwarded case never costs a directory call.
     model.check_forwardable(current)
-    if not (current.district_id or postal_code or named_officer):
-        raise InvalidArgument.field(
-            "postal_code", "give the person's postal code or named officer, or set the district"
-        )
+    if not (current.district_id or postal_code or named_officer or current.person_number):
+        raise _where_to()
     need_role = next(
         (i.need_role for i in items if i.kind is ReferenceKind.CASE_TYPE and i.item_id == current.case_type),
         "",
@@ -74,6 +72,10 @@ async def forward_case(
                 district_id = district_id or found.district_id
                 postal_code = postal_code or found.postal_code
                 why = "the care system names no single officer: routed by the directory's rules"
+
+    if not (district_id or postal_code or named_officer):
+        # Neither the agent nor the care system says where the person belongs.
+        raise _where_to()
 
     async def resolve(named: str) -> Routing:
         return await cases.directory.resolve(
@@ -107,3 +109,9 @@ async def forward_case(
     cases.mail_queued()
     await log_reads(cases, caller, [after.person_number], "ForwardCase", after.name)
     return forwarded
+
+
+def _where_to() -> InvalidArgument:
+    return InvalidArgument.field(
+        "postal_code", "give the person's postal code or named officer, or set the district"
+    )

@@ -96,7 +96,8 @@ async def person_overview(
     grant = await _grant(mirror, caller, grant_token, person)
     why = _purpose(grant, purpose, caller)
     granted = allowed_sections(None if grant is None else grant.scopes)
-    wanted = sections or granted
+    # Asked for nothing in particular, the agent is shown all the grant covers and told what it does not.
+    wanted = sections or frozenset(Section)
     snapshot = await mirror.current()
     records, invoices = await _stored(mirror, person, with_invoices=Section.INVOICES in (wanted & granted))
     today = mirror.today()
@@ -188,35 +189,39 @@ async def refresh_person(
     """Reads the person from every source at once within `deadline_seconds`, stores what came back, and
     answers the overview: fresh where a source answered in time, stored and marked where not."""
     await _grant(mirror, caller, grant_token, person)  # refused before any source is asked
-    budget = max(0.05, deadline_seconds - 0.05)
-    refreshed: set[str] = set()
+    # What is left after the sources have answered goes to storing and assembling the answer.
+    budget = max(0.05, deadline_seconds * 0.85 - 0.05)
 
-    async def read(name: str) -> None:
+    async def read(name: str) -> list[PersonRecord | InvoiceRecord] | None:
         client = mirror.clients[name]
         try:
             raw = await asyncio.wait_for(client.of_person(person, wait=budget), timeout=budget)
         except (SourceFailure, TimeoutError):
-            return
-        records: list[PersonRecord | InvoiceRecord] = []
-        for item in raw:
-            try:
-                records.append(parse_invoice(item) if client.config.kind == AGRESSO else parse_person(item))
-            except MalformedRecord:
-                return  # what the source holds could not be read: keep what is stored
-        now = mirror.clock()
-        async with mirror.uow() as uow:
-            if client.config.kind == AGRESSO:
-                await uow.mirror.store_invoices(
-                    name, [r for r in records if isinstance(r, InvoiceRecord)], now
-                )
-            else:
-                people = [r for r in records if isinstance(r, PersonRecord)]
-                await uow.mirror.store_people(name, client.config.district_id, people, now)
-            await uow.mirror.remove_person_except(name, person, [r.record_id for r in records])
-            await uow.commit()
-        refreshed.add(name)
+            return None
+        try:
+            return [parse_invoice(i) if client.config.kind == AGRESSO else parse_person(i) for i in raw]
+        except MalformedRecord:
+            return None  # what the source holds could not be read: keep what is stored
 
-    await asyncio.gather(*(read(name) for name in mirror.clients))
+    names = list(mirror.clients)
+    answers = dict(zip(names, await asyncio.gather(*(read(name) for name in names)), strict=True))
+    refreshed = {name for name, records in answers.items() if records is not None}
+    if refreshed:
+        now = mirror.clock()
+        # One transaction for every source that answered: one commit, not one per source.
+        async with mirror.uow() as uow:
+            for name in sorted(refreshed):
+                records = answers[name] or []
+                config = mirror.clients[name].config
+                if config.kind == AGRESSO:
+                    await uow.mirror.store_invoices(
+                        name, [r for r in records if isinstance(r, InvoiceRecord)], now
+                    )
+                else:
+                    people = [r for r in records if isinstance(r, PersonRecord)]
+                    await uow.mirror.store_people(name, config.district_id, people, now)
+                await uow.mirror.remove_person_except(name, person, [r.record_id for r in records])
+            await uow.commit()
     return await person_overview(
         mirror=mirror,
         caller=caller,

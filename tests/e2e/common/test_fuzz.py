@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from services.case import handlers as case_handlers
 from services.common.auth import Role
 from services.common.devissuer import DevIssuer
+from services.common.ocr import generate_ocr
 from services.directory import handlers as directory_handlers
 from tests.live_services import LiveServices, live_services
 from tests.person_numbers import person_number
@@ -202,6 +203,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServices]:
         person_number(date(1938, 4, 12), serial="242"),
         "request-1",
         "2026-11",
+        "sources/agresso",
+        "sources/paraply-bromma",
+        "sources/paraply-bromma/quarantine/p-bromma-000001",
+        "sources/agresso/sweeps/1",
+        generate_ocr("2026110001"),
     ]
 
     async def seed(name: str, running: Any) -> None:
