@@ -21,20 +21,36 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-SERVICES: dict[str, tuple[str, str, int]] = {
-    # name: (module of the generated code, service, default port)
-    "directory": ("aldredirekt.directory.v1.directory_pb2", "DirectoryService", 50052),
-    "case": ("aldredirekt.case.v1.case_pb2", "CaseService", 50051),
+SERVICES: dict[str, tuple[str, int]] = {
+    # name: (module of its generated code, default port)
+    "case": ("aldredirekt.case.v1.case_pb2", 50051),
+    "directory": ("aldredirekt.directory.v1.directory_pb2", 50052),
+    "mirror": ("aldredirekt.mirror.v1.mirror_pb2", 50053),
+    "fees": ("aldredirekt.fees.v1.fees_pb2", 50054),
 }
+# What every service serves beside its own.
+SHARED = ("aldredirekt.common.v1.access_log_pb2", "aldredirekt.common.v1.outbox_pb2")
 
 
-async def call(service: str, method: str, body: str, address: str, token: str) -> str:
-    module_name, service_name, _ = SERVICES[service]
-    messages: Any = importlib.import_module(module_name)
-    descriptor = messages.DESCRIPTOR.services_by_name[service_name].methods_by_name.get(method)
-    if descriptor is None:
-        names = ", ".join(m.name for m in messages.DESCRIPTOR.services_by_name[service_name].methods)
-        raise SystemExit(f"{service} has no method {method}; it has {names}")
+def find_method(service: str, method: str) -> tuple[Any, Any]:
+    """The method of that name among the services the deployable serves, and its generated module."""
+    found: list[str] = []
+    for module_name in (SERVICES[service][0], *SHARED):
+        try:
+            messages: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for described in messages.DESCRIPTOR.services_by_name.values():
+            if method in described.methods_by_name:
+                return described.methods_by_name[method], messages
+            found.extend(m.name for m in described.methods)
+    raise SystemExit(f"{service} has no method {method}; it has {', '.join(sorted(found))}")
+
+
+async def call(
+    service: str, method: str, body: str, address: str, token: str, grant: str | None = None
+) -> str:
+    descriptor, messages = find_method(service, method)
     request_type = getattr(messages, descriptor.input_type.name)
     response_type = getattr(messages, descriptor.output_type.name)
     request = json_format.Parse(body or "{}", request_type())
@@ -44,7 +60,10 @@ async def call(service: str, method: str, body: str, address: str, token: str) -
             request_serializer=request_type.SerializeToString,
             response_deserializer=response_type.FromString,
         )
-        response = await stub(request, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
+        metadata = [("authorization", f"Bearer {token}")]
+        if grant:
+            metadata.append(("x-access-grant", grant))
+        response = await stub(request, metadata=tuple(metadata), timeout=30)
     return json_format.MessageToJson(response, ensure_ascii=False)
 
 
@@ -90,6 +109,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--unit")
     parser.add_argument("--person-number")
     parser.add_argument("--dev-dir", default="var/dev-issuer")
+    parser.add_argument(
+        "--grant", help="an access grant (RecordConsent's access_grant), for the mirror and fees"
+    )
     arguments = parser.parse_args(argv)
     token = arguments.token
     if not token:
@@ -102,9 +124,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             )
         except (ValueError, OSError) as error:
             parser.exit(2, f"{parser.prog}: error: {error}\n")
-    address = arguments.address or f"127.0.0.1:{SERVICES[arguments.service][2]}"
+    address = arguments.address or f"127.0.0.1:{SERVICES[arguments.service][1]}"
     try:
-        print(asyncio.run(call(arguments.service, arguments.method, arguments.body, address, token)))
+        print(
+            asyncio.run(
+                call(arguments.service, arguments.method, arguments.body, address, token, arguments.grant)
+            )
+        )
     except grpc.aio.AioRpcError as error:
         status = rich_status(error)
         # A channel that cannot connect has no google.rpc status; an UNAVAILABLE these services send has one.

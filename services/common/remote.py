@@ -6,6 +6,7 @@ field violations), never from the message text.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import grpc
 from google.rpc import error_details_pb2
@@ -30,15 +31,25 @@ _NOT_NOW = frozenset(
 )
 
 
-def _details(
-    error: grpc.aio.AioRpcError,
-) -> tuple[error_details_pb2.ErrorInfo | None, list[error_details_pb2.BadRequest.FieldViolation]]:
+@dataclass(frozen=True)
+class RpcDetails:
+    """The google.rpc details another service sent with an error: its ErrorInfo, its BadRequest field
+    violations and its RetryInfo delay in seconds. Empty when there were none, or when the trailers
+    disagree with the call's status (then none of them is trusted)."""
+
     info: error_details_pb2.ErrorInfo | None = None
-    violations: list[error_details_pb2.BadRequest.FieldViolation] = []
+    violations: tuple[error_details_pb2.BadRequest.FieldViolation, ...] = ()
+    retry_delay_seconds: float | None = None
+
+
+def rpc_details(error: grpc.aio.AioRpcError) -> RpcDetails:
     try:
         status = rpc_status.from_call(error)  # type: ignore[arg-type]
     except ValueError:
-        return None, []  # the trailers disagree with the status: read nothing from them
+        return RpcDetails()
+    info: error_details_pb2.ErrorInfo | None = None
+    violations: list[error_details_pb2.BadRequest.FieldViolation] = []
+    delay: float | None = None
     for detail in status.details if status is not None else ():
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
@@ -47,7 +58,11 @@ def _details(
             bad_request = error_details_pb2.BadRequest()
             detail.Unpack(bad_request)
             violations.extend(bad_request.field_violations)
-    return info, violations
+        elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            detail.Unpack(retry)
+            delay = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
+    return RpcDetails(info, tuple(violations), delay)
 
 
 def domain_error(
@@ -67,7 +82,8 @@ def domain_error(
             f"the {service} service does not answer; nothing was changed, try again",
             reason=f"{label}_UNAVAILABLE",
         )
-    info, violations = _details(error)
+    details = rpc_details(error)
+    info, violations = details.info, details.violations
     reason = info.reason if info is not None and info.reason else None
     metadata = dict(info.metadata) if info is not None else {}
     message = error.details() or f"the {service} service refused"

@@ -200,11 +200,11 @@ class ServerSettings:
             log_level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             workers=env.integer(prefix + "WORKERS", 1, minimum=1, maximum=64),
             max_active_calls=env.integer(prefix + "MAX_ACTIVE_CALLS", 16, minimum=1, maximum=10_000),
-            page_token_keys=_page_token_keys(env, prefix + "PAGE_TOKEN_KEY", service),
+            page_token_keys=page_token_keys(env, prefix + "PAGE_TOKEN_KEY", service),
         )
 
 
-def _page_token_keys(env: Env, name: str, service: str) -> tuple[bytes, ...]:
+def page_token_keys(env: Env, name: str, service: str) -> tuple[bytes, ...]:
     raw = env.optional_text(name)
     if raw is None:
         if not env.dev:
