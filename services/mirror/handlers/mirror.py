@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.common.audit import AccessRecord
 from services.common.audit_writer import AccessLog
 from services.common.auth import Caller
-from services.common.grants import GrantVerifier
+from services.common.grants import AccessGrant, GrantVerifier
 from services.mirror.clients import UpstreamClient
 from services.mirror.handlers.sync import SourceSync, UowFactory
 from services.mirror.model.overview import Agreement, Freshness
@@ -102,14 +102,21 @@ class Mirror:
         return found
 
 
-async def log_read(mirror: Mirror, caller: Caller, person: str, action: str, purpose: str) -> None:
+async def log_read(
+    mirror: Mirror, caller: Caller, person: str, action: str, purpose: str, grant: AccessGrant | None = None
+) -> None:
+    """One access-log entry: who, in which role, what of the person (the sections), why, and under which
+    grant and case."""
+    why = purpose or "no purpose given"
+    if grant is not None:
+        why = f"{why[:180]} (grant {grant.grant_id[:40]} of {grant.case[:30]})"
     await mirror.access_log.record(
         AccessRecord(
             actor=caller.subject,
             actor_role=caller.primary_role,
             person_number=person,
             action=f"mirror.{action}"[:128],
-            purpose=(purpose or "no purpose given")[:255],
+            purpose=why[:255],
             occurred_at=mirror.clock(),
         )
     )

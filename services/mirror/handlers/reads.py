@@ -106,7 +106,7 @@ async def person_overview(
         (agreement := snapshot.agreements.get(d)) is not None and agreement.in_force(today) for d in districts
     ):
         # Outside every agreement: the district boards have not let the contact center process this.
-        await log_read(mirror, caller, person, f"{action}: refused, no agreement in force", why)
+        await log_read(mirror, caller, person, f"{action}: refused, no agreement in force", why, grant)
         raise PermissionDenied(
             "Äldre direkt has no agreement in force with the districts holding this person",
             reason="NO_VALID_AGREEMENT",
@@ -120,7 +120,7 @@ async def person_overview(
         agreements=snapshot.agreements,
         today=today,
     )
-    await log_read(mirror, caller, person, _action(action, overview, wanted), why)
+    await log_read(mirror, caller, person, _action(action, overview, wanted), why, grant)
     return Answer(overview, mirror.freshness(snapshot.sources, refreshed=refreshed))
 
 
@@ -135,7 +135,7 @@ async def list_invoices(
     if start < 0:
         raise InvalidArgument.field("page_token", "is not a page token this service issued for this query")
     items = invoices[start : start + page.size]
-    await log_read(mirror, caller, person, "ListInvoices", why)
+    await log_read(mirror, caller, person, "ListInvoices", why, grant)
     more = start + page.size < len(invoices)
     return items, page.next_token(start + page.size, more=more), _agresso(mirror, snapshot.sources)
 
@@ -173,7 +173,7 @@ async def find_invoice(
             "the access grant covers no invoice with this number or reference", reason="INVOICE_NOT_COVERED"
         )
     snapshot = await mirror.current()
-    await log_read(mirror, caller, invoice.person_number, "FindInvoice", why)
+    await log_read(mirror, caller, invoice.person_number, "FindInvoice", why, grant)
     return invoice, _agresso(mirror, snapshot.sources)
 
 
