@@ -95,7 +95,7 @@ BANNER = (
     "  make token ROLE=agent      # also officer UNIT=units/…, operator, finance, citizen PERSON=…\n"
     "\nREST for the front ends, with its OpenAPI document and documentation page:\n"
     "  http://127.0.0.1:8080/api/v1/docs\n"
-    "  curl -s -H \"Authorization: Bearer $(make -s token)\" "
+    '  curl -s -H "Authorization: Bearer $(make -s token)" '
     "'http://127.0.0.1:8080/api/v1/districts?page_size=3'\n"
     "\nA caller's consent, its access grant and one read across all districts and Agresso:\n"
     "  .venv/bin/python -m scripts.demo            # each step with the command that does it by hand\n"

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -98,7 +98,13 @@ def run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
 class PostgresServer:
     """One PostgreSQL cluster on 127.0.0.1 and a free port, with trust authentication for `postgres`."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, settings: Mapping[str, str] | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None:
+        """`settings` are added to postgresql.conf; `files` are written into the data folder, readable only
+        by the server (a TLS certificate and key, for instance)."""
+        self.extra_settings = dict(settings or {})
+        self.files = dict(files or {})
         self.host = HOST
         self.port = 0
         self._root: Path | None = None
@@ -145,6 +151,7 @@ class PostgresServer:
                 "--no-sync",
                 "--no-instructions",
             )
+            self._write_files()
             self._start_postmaster()
         except BaseException:
             self.stop()
@@ -229,7 +236,12 @@ class PostgresServer:
         for attempt in range(1, _START_ATTEMPTS + 1):
             # The port is free when probed but may be taken before the server binds it; then try another.
             self.port = free_port()
-            settings = {**_SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self._root}'"}
+            settings = {
+                **_SETTINGS,
+                **self.extra_settings,
+                "port": str(self.port),
+                "unix_socket_directories": f"'{self._root}'",
+            }
             config.write_text(base_config + "".join(f"{key} = {value}\n" for key, value in settings.items()))
             try:
                 self._run(
@@ -249,6 +261,17 @@ class PostgresServer:
                 raise PostgresStartFailed(
                     f"PostgreSQL did not start (pg_ctl exit {error.returncode}):\n{log_tail}"
                 ) from error
+
+    def _write_files(self) -> None:
+        for name, content in self.files.items():
+            if "/" in name or name.startswith("."):
+                raise ValueError(f"a file name of the data folder, not a path: {name!r}")
+            path = self._data_dir / name
+            path.write_bytes(content)
+            path.chmod(0o600)
+            if os.geteuid() == 0:
+                account = pwd.getpwnam(_SERVER_USER)
+                os.chown(path, account.pw_uid, account.pw_gid)
 
     def _command(self, binary: str, *args: str) -> list[str]:
         assert self._bin_dir is not None

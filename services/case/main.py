@@ -78,7 +78,7 @@ class CaseSettings:
                 sender=env.text("CASE_SMTP_SENDER", "aldredirekt@stockholm.example"),
                 starttls=env.flag("CASE_SMTP_STARTTLS", False),
                 username=env.optional_text("CASE_SMTP_USERNAME"),
-                password=env.optional_text("CASE_SMTP_PASSWORD"),
+                password=env.optional_secret("CASE_SMTP_PASSWORD"),
             ),
             grant_key_file=env.required(
                 "CASE_GRANT_KEY_FILE",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import ColumnElement, Table, and_, event, text, update
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -25,6 +25,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from services.common.errors import StaleEtag
 from services.common.gate import FairGate
 from services.common.idempotency import IdempotencyKey, IdempotencyStore, Replayed
+
+if TYPE_CHECKING:
+    from services.common.settings import DatabaseTls
 
 # A check run inside a transaction just before it commits (see UnitOfWork and services.common.leases).
 Fence = Callable[[AsyncConnection], Awaitable[None]]
@@ -105,7 +108,7 @@ async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield conn
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 20, tls: DatabaseTls | None = None) -> AsyncEngine:
     """An engine for a service's own database; SQLite files get their folder created.
 
     The pool has `pool_size` connections and no overflow: an overflow connection is closed when it comes
@@ -120,8 +123,10 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=0)
         _tune_sqlite(engine)
     else:
+        ssl_argument = tls.connect_argument() if tls is not None else None
         engine = create_async_engine(
             url,
+            connect_args={} if ssl_argument is None else {"ssl": ssl_argument},
             pool_size=pool_size,
             max_overflow=0,
             # No pre-ping: it costs a round trip on every checkout; a dropped connection fails one

@@ -79,14 +79,15 @@ async def schema_is_at_head(engine: AsyncEngine, directory: Path) -> bool:
 
 async def _main(services: list[str]) -> None:
     from services.common.db import create_engine
-    from services.common.settings import Env, database_url_setting
+    from services.common.settings import Env, database_tls_setting, database_url_setting
 
     for service in services:
         # Only the database is needed: a migration job is given no other setting of its service.
         env = Env()
         url = database_url_setting(env, service)
+        tls = database_tls_setting(env, service)
         env.check()
-        engine = create_engine(url)
+        engine = create_engine(url, tls=tls)
         try:
             await upgrade_to_head(engine, migrations_dir(service))
         finally:

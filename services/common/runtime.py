@@ -116,7 +116,7 @@ def build_verifier(auth: AuthSettings) -> TokenVerifier:
 
 def open_engine(settings: ServerSettings, telemetry: Telemetry | None = None) -> AsyncEngine:
     """The service's engine; its statements are traced when spans are kept. Bootstraps call this."""
-    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = create_engine(settings.database_url, pool_size=settings.db_pool_size, tls=settings.database_tls)
     if telemetry is not None and telemetry.records_spans:
         instrument_sqlalchemy(engine)
     return engine

@@ -444,6 +444,9 @@ def _serve_reflection_v1(server: grpc.aio.Server, service_names: Sequence[str]) 
     )
 
 
+MAX_CONNECTION_AGE_MS = 5 * 60 * 1000
+
+
 async def start_grpc_server(
     *,
     services: Sequence[GrpcService],
@@ -477,6 +480,11 @@ async def start_grpc_server(
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.so_reuseport", 1 if share_port else 0),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            # Clients keep one connection for as long as it lives, so replicas started later would get
+            # no calls from them: a connection is asked to close (GOAWAY) after about five minutes, calls
+            # in flight get half a minute more, and the client connects again, to any replica.
+            ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+            ("grpc.max_connection_age_grace_ms", 30_000),
         ],
     )
     health = health_aio.HealthServicer()

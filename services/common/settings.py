@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy.engine import URL
@@ -75,6 +77,26 @@ class Env:
         value = self.environ.get(name, "").strip()
         return value or None
 
+    def optional_secret(self, name: str) -> str | None:
+        """A secret from `name`, or from the file `name`_FILE names (a mounted Kubernetes Secret, which
+        keeps it out of the process environment); never both. Its value is never put in a message."""
+        value = self.optional_text(name)
+        path = self.optional_text(name + "_FILE")
+        if path is None:
+            return value
+        if value is not None:
+            self.errors.append(SettingsError(name + "_FILE", f"cannot be set together with {name}"))
+            return value
+        try:
+            text = Path(path).read_text().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            self.errors.append(SettingsError(name + "_FILE", f"cannot be read ({type(error).__name__})"))
+            return None
+        if not text:
+            self.errors.append(SettingsError(name + "_FILE", "names an empty file"))
+            return None
+        return text
+
     def integer(
         self, name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
     ) -> int:
@@ -139,8 +161,9 @@ def database_url_setting(env: Env, service: str) -> str:
     prefix = service.upper() + "_DATABASE_"
     name = prefix + "URL"
     host = env.optional_text(prefix + "HOST")
-    parts = {part: env.optional_text(prefix + part) for part in ("PORT", "NAME", "USER", "PASSWORD")}
-    url = env.optional_text(name)
+    parts = {part: env.optional_text(prefix + part) for part in ("PORT", "NAME", "USER")}
+    parts["PASSWORD"] = env.optional_secret(prefix + "PASSWORD")
+    url = env.optional_secret(name)
     if url is None and host is not None:
         missing = [prefix + part for part in ("NAME", "USER", "PASSWORD") if not parts[part]]
         if missing:
@@ -168,6 +191,55 @@ def database_url_setting(env: Env, service: str) -> str:
     return url
 
 
+DATABASE_SSL_MODES = ("disable", "prefer", "require", "verify-ca", "verify-full")
+
+
+@dataclass(frozen=True)
+class DatabaseTls:
+    """How a service's PostgreSQL connections use TLS, as libpq's sslmode names it: `verify-full` checks the
+    server's certificate against `root_cert` (a database operator's CA) and its name against the host."""
+
+    mode: str
+    root_cert: str | None = None
+
+    def connect_argument(self) -> ssl.SSLContext | bool | None:
+        """asyncpg's `ssl` argument; None leaves asyncpg's default (prefer)."""
+        if self.mode == "disable":
+            return False
+        if self.mode == "prefer":
+            return None
+        context = (
+            ssl.create_default_context(cafile=self.root_cert)
+            if self.root_cert
+            else ssl.create_default_context()
+        )
+        if self.mode == "require":
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif self.mode == "verify-ca":
+            context.check_hostname = False
+        return context
+
+
+def database_tls_setting(env: Env, service: str) -> DatabaseTls | None:
+    """`<SVC>_DATABASE_SSLMODE` and `<SVC>_DATABASE_SSLROOTCERT`; None when neither is set."""
+    prefix = service.upper() + "_DATABASE_"
+    mode = env.optional_text(prefix + "SSLMODE")
+    root = env.optional_text(prefix + "SSLROOTCERT")
+    if mode is None and root is None:
+        return None
+    mode = mode or "verify-full"
+    if mode not in DATABASE_SSL_MODES:
+        env.errors.append(
+            SettingsError(prefix + "SSLMODE", f"must be one of {', '.join(DATABASE_SSL_MODES)}")
+        )
+        return None
+    if root is not None and not os.path.isfile(root):
+        env.errors.append(SettingsError(prefix + "SSLROOTCERT", f"is not a file: {root!r}"))
+        return None
+    return DatabaseTls(mode, root)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """What every gRPC service is configured with; the prefix is the service's, e.g. DIRECTORY_."""
@@ -184,6 +256,7 @@ class ServerSettings:
     max_active_calls: int
     # The keys page tokens are signed with; the first signs, all verify (see PageTokens).
     page_token_keys: tuple[bytes, ...]
+    database_tls: DatabaseTls | None = None
 
     @classmethod
     def from_env(cls, env: Env, *, service: str, default_port: int) -> ServerSettings:
@@ -201,11 +274,12 @@ class ServerSettings:
             workers=env.integer(prefix + "WORKERS", 1, minimum=1, maximum=64),
             max_active_calls=env.integer(prefix + "MAX_ACTIVE_CALLS", 16, minimum=1, maximum=10_000),
             page_token_keys=page_token_keys(env, prefix + "PAGE_TOKEN_KEY", service),
+            database_tls=database_tls_setting(env, service),
         )
 
 
 def page_token_keys(env: Env, name: str, service: str) -> tuple[bytes, ...]:
-    raw = env.optional_text(name)
+    raw = env.optional_secret(name)
     if raw is None:
         if not env.dev:
             env.errors.append(

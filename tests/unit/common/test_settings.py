@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from services.common.pagination import MIN_KEY_BYTES, development_key
 from services.common.settings import (
@@ -260,3 +262,116 @@ def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch: p
     monkeypatch.setenv("DIRECTORY_PORT", "6001")
 
     assert ServerSettings.from_env(Env(), service="directory", default_port=1).port == 6001
+
+
+# ---- secrets from files ------------------------------------------------------------------------------
+
+
+def test_a_secret_may_come_from_the_file_its_file_variable_names(tmp_path: Path):
+    keys = tmp_path / "page-token-keys"
+    keys.write_text(f"{PAGE_KEY}\n")
+    password = tmp_path / "password"
+    password.write_text("s3cret p@ss/word\n")
+    settings = server_settings(
+        {
+            "DIRECTORY_PAGE_TOKEN_KEY_FILE": str(keys),
+            "DIRECTORY_DATABASE_HOST": "db",
+            "DIRECTORY_DATABASE_NAME": "directory",
+            "DIRECTORY_DATABASE_USER": "directory",
+            "DIRECTORY_DATABASE_PASSWORD_FILE": str(password),
+        },
+        dev=False,
+    )
+
+    assert settings.page_token_keys == (PAGE_KEY.encode(),)
+    url = make_url(settings.database_url)
+    assert (url.host, url.database, url.username) == ("db", "directory", "directory")
+    assert url.password == "s3cret p@ss/word"
+
+
+def test_a_secret_and_its_file_together_are_refused(tmp_path: Path):
+    keys = tmp_path / "keys"
+    keys.write_text(PAGE_KEY)
+    error = settings_error({"DIRECTORY_PAGE_TOKEN_KEY": PAGE_KEY, "DIRECTORY_PAGE_TOKEN_KEY_FILE": str(keys)})
+
+    assert error.variable == "DIRECTORY_PAGE_TOKEN_KEY_FILE"
+    assert "together" in str(error)
+
+
+@pytest.mark.parametrize("content", [None, "", "  \n"])
+def test_a_secret_file_that_is_missing_or_empty_is_named_without_its_content(
+    tmp_path: Path, content: str | None
+):
+    path = tmp_path / "keys"
+    if content is not None:
+        path.write_text(content)
+    error = settings_error({"DIRECTORY_PAGE_TOKEN_KEY_FILE": str(path)}, dev=False)
+
+    assert error.variable == "DIRECTORY_PAGE_TOKEN_KEY_FILE"
+
+
+# ---- TLS to the database -----------------------------------------------------------------------------
+
+
+def test_without_tls_settings_the_driver_default_stays():
+    assert server_settings({}).database_tls is None
+
+
+def test_verify_full_checks_the_certificate_and_the_host_name_against_the_given_ca(tmp_path: Path):
+    ca = tmp_path / "ca.crt"
+    ca.write_text(_self_signed_ca())
+    settings = server_settings({"DIRECTORY_DATABASE_SSLROOTCERT": str(ca)})
+
+    assert settings.database_tls is not None
+    assert settings.database_tls.mode == "verify-full"
+    context = settings.database_tls.connect_argument()
+    assert isinstance(context, ssl.SSLContext)
+    assert context.check_hostname
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert len(context.get_ca_certs()) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "check_hostname", "verify"),
+    [("verify-ca", False, ssl.CERT_REQUIRED), ("require", False, ssl.CERT_NONE)],
+)
+def test_weaker_modes_check_less(mode: str, check_hostname: bool, verify: ssl.VerifyMode):
+    settings = server_settings({"DIRECTORY_DATABASE_SSLMODE": mode})
+    assert settings.database_tls is not None
+    context = settings.database_tls.connect_argument()
+    assert isinstance(context, ssl.SSLContext)
+    assert (context.check_hostname, context.verify_mode) == (check_hostname, verify)
+
+
+def test_disable_turns_tls_off_and_an_unknown_mode_or_missing_ca_is_named(tmp_path: Path):
+    disabled = server_settings({"DIRECTORY_DATABASE_SSLMODE": "disable"}).database_tls
+    assert disabled is not None
+    assert disabled.connect_argument() is False
+    assert settings_error({"DIRECTORY_DATABASE_SSLMODE": "verify"}).variable == "DIRECTORY_DATABASE_SSLMODE"
+    missing = settings_error({"DIRECTORY_DATABASE_SSLROOTCERT": str(tmp_path / "none.crt")})
+    assert missing.variable == "DIRECTORY_DATABASE_SSLROOTCERT"
+
+
+def _self_signed_ca() -> str:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "aldredirekt-db CA")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
