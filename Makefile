@@ -51,7 +51,7 @@ test-fast: $(STAMP_PROTO)
 	$(VENV)/bin/pytest -x -q tests/unit
 
 migrate: $(STAMP_PROTO)
-	$(PY) -m services.common.migrate directory case
+	$(PY) -m services.common.migrate directory case mirror fees
 
 seed: migrate
 	AUTH_DEV=true $(PY) -m synthcity.seed_directory

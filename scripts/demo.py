@@ -9,7 +9,9 @@
    grant bound to the agent, the person and the case;
 4. reads what the contact center may see of them across all districts and Agresso, with the grant (mirror
    GetPersonOverview), and says which sources it comes from and how fresh each is;
-5. shows who has read the person's data (the mirror's access log, as the citizen would see it).
+5. works out their care fee for this month from what their district records, with the same grant (fees
+   CalculateCareFee), and reads the explanation an agent would read out;
+6. shows who has read the person's data (the mirror's access log, as the citizen would see it).
 
 Each step prints the `scripts.call` command that does it by hand.
 """
@@ -127,8 +129,32 @@ async def run(district: str, tag: str, base_port: int) -> int:
     stale = [s["source"] for s in overview.get("sources", []) if s.get("stale")]
     print(f"      {len(overview.get('sources', []))} sources, stale: {stale or 'none'}")
 
+    fee_body = {"personNumber": person, "purpose": case}
     step(
         4,
+        "Work out the person's care fee this month, with the same grant",
+        "fees",
+        "CalculateCareFee",
+        fee_body,
+        " --grant <accessGrant>",
+    )
+    try:
+        calculated = json.loads(
+            await call("fees", "CalculateCareFee", json.dumps(fee_body), address("fees"), agent, grant)
+        )
+    except grpc.aio.AioRpcError as refused:
+        # A person without a fee basis in their district's system, or a district whose agreement
+        # withholds it: the refusal says which.
+        print(f"   -> {refused.code().name}: {refused.details()}")
+    else:
+        fee = calculated["fee"]
+        total = int(fee.get("total", {}).get("ore", 0)) // 100
+        print(f"   -> {total:,} kr for {fee.get('month')}".replace(",", " "))
+        for line in fee.get("explanation", []):
+            print(f"      {line.get('text')}  [{line.get('citation')}]")
+
+    step(
+        5,
         "Who has read the person's data (as the citizen sees it)",
         "mirror",
         "ListAccessLog",

@@ -87,6 +87,8 @@ COMPONENTS = [
     Component("directory", "services.directory.main", "DIRECTORY_PORT", 50052),
     Component("mirror", "services.mirror.main", "MIRROR_PORT", 50053),
     Component("case", "services.case.main", "CASE_PORT", 50051),
+    # Asks the mirror for fee bases, the case service for billable contacts, Agresso's stand-in for deferrals.
+    Component("fees", "services.fees.main", "FEES_PORT", 50054),
     Component("gateway", "gateway", "GATEWAY_PORT", 8080, grpc=False, ready_path="/readyz"),
 ]
 
@@ -107,6 +109,10 @@ BANNER = (
     '\'{"startDate": {"year": 2026, "month": 1, "day": 1}, "endDate": {"year": 2026, "month": 12, '
     '"day": 31}, "groupBy": ["STATISTICS_DIMENSION_CASE_TYPE"]}\'\n'
     "  .venv/bin/python -m scripts.call mirror ListSources --role operator\n"
+    "\nA care fee worked out on the phone (a single pensioner, 18,000 kr a month, 20 hours of home help):\n"
+    "  .venv/bin/python -m scripts.call fees CalculateCareFeeWhatIf '{\"month\": \"2026-03\", \"inputs\": "
+    '{"incomes": [{"kind": "INCOME_KIND_PENSION", "monthly": {"ore": "1800000"}}], '
+    '"housingCost": {"ore": "700000"}, "services": {"hemtjanstHours": 20}}}\'\n'
     "\nMail sent to the units' functional mailboxes lands in var/mail/ (one .eml file each).\n"
     "The stand-ins' knobs (latency, errors, downtime, …): see upstreams/README.md.\n"
     "\nCtrl-C stops everything."

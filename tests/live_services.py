@@ -26,11 +26,15 @@ from services.common.server import GrpcService
 
 SERVICES_ROOT = Path(__file__).resolve().parents[1] / "services"
 # The order they start in, and the variables that point one at another that has started already.
-START_ORDER = ("directory", "mirror", "case")
+START_ORDER = ("directory", "mirror", "case", "fees")
 DEPENDENCIES: Mapping[str, Callable[[Mapping[str, str]], dict[str, str]]] = {
     "case": lambda started: {
         "CASE_DIRECTORY_ADDRESS": started["directory"],
         "CASE_MIRROR_ADDRESS": started["mirror"],
+    },
+    "fees": lambda started: {
+        "FEES_MIRROR_ADDRESS": started["mirror"],
+        "FEES_CASE_ADDRESS": started["case"],
     },
 }
 
@@ -67,6 +71,20 @@ def nowhere_sources(folder: Path) -> dict[str, str]:
     return {
         "MIRROR_SOURCES_FILE": str(path),
         "MIRROR_GRANT_JWKS": str(folder / "case" / "grant-key.jwks.json"),
+    }
+
+
+def nowhere_finance(folder: Path) -> dict[str, str]:
+    """The fees service's settings with the case service's grant keys, and the finance system at a port
+    nobody listens on: deferrals wait in its outbox."""
+    from support.ports import free_port
+
+    secret = folder / "finance-secret"
+    secret.write_text("not-the-api-key")
+    return {
+        "FEES_GRANT_JWKS": str(folder / "case" / "grant-key.jwks.json"),
+        "FEES_FINANCE_URL": f"http://127.0.0.1:{free_port()}",
+        "FEES_FINANCE_API_KEY_FILE": str(secret),
     }
 
 
@@ -125,6 +143,7 @@ def live_services(
                     f"{prefix}DATABASE_URL": f"sqlite+aiosqlite:///{folder / (name + '.db')}",
                     f"{prefix}GRANT_KEY_FILE": str(folder / name / "grant-key.pem"),
                     **(nowhere_sources(folder) if name == "mirror" else {}),
+                    **(nowhere_finance(folder) if name == "fees" else {}),
                     **DEPENDENCIES.get(name, lambda _: {})({n: r.address for n, r in started.items()}),
                 }
                 running = await runtime.start(definition, definition.load_settings(env), port=0)

@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-import grpc
 from aldredirekt.case.v1 import case_pb2, case_pb2_grpc
 
 from services.case.api import CaseServicer
@@ -30,10 +27,18 @@ from services.common.leases import Lease, check_fence, run_under_lease
 from services.common.migrate import migrations_dir
 from services.common.outbox import OutboxSender
 from services.common.pagination import PageTokens
-from services.common.runtime import Job, ServiceDefinition, Wiring, main, open_engine
+from services.common.runtime import (
+    Job,
+    ServiceDefinition,
+    Wiring,
+    client_channel,
+    main,
+    open_engine,
+    replica_name,
+)
 from services.common.server import GrpcService
 from services.common.settings import AuthSettings, Env, ServerSettings, SettingsError
-from services.common.telemetry import Telemetry, grpc_client_interceptors
+from services.common.telemetry import Telemetry
 
 SERVICE = "case"
 DEFAULT_PORT = 50051
@@ -115,16 +120,6 @@ def load_grant_key(path: Path, *, create: bool) -> SigningKey:
     if create:
         path.with_suffix(".jwks.json").write_text(json.dumps(jwks_document([key]), indent=2))
     return key
-
-
-def replica_name() -> str:
-    """Who holds a lease: this host and process, unique across replicas and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def client_channel(address: str, telemetry: Telemetry | None) -> grpc.aio.Channel:
-    traced = telemetry is not None and telemetry.records_spans
-    return grpc.aio.insecure_channel(address, interceptors=grpc_client_interceptors() if traced else None)
 
 
 async def bootstrap(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from services.common.auth import Caller, JwksSource, Role, SigningKey, TokenVerifier
-from services.common.errors import DomainError, PermissionDenied
+from services.common.errors import DomainError, InvalidArgument, PermissionDenied
 
 GRANT_AUDIENCE = "aldredirekt-grants"
 GRANT_METADATA_KEY = "x-access-grant"
@@ -122,3 +122,19 @@ class GrantVerifier:
         if grant.agent != caller.subject:
             raise PermissionDenied("the access grant was issued to someone else", reason="GRANT_NOT_YOURS")
         return grant
+
+
+# How long a read's stated purpose may be, in the access log.
+MAX_PURPOSE = 255
+
+
+def read_purpose(purpose: str, grant: AccessGrant | None, caller: Caller) -> str:
+    """Why a person's data is read, for the access log: what the caller said, else the grant's case, else
+    "Mina sidor" for a citizen reading their own."""
+    if len(purpose) > MAX_PURPOSE:
+        raise InvalidArgument.field("purpose", f"must be at most {MAX_PURPOSE} characters")
+    if purpose.strip():
+        return purpose.strip()
+    if grant is not None:
+        return grant.case
+    return "Mina sidor" if caller.has_role(Role.CITIZEN) else ""

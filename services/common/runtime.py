@@ -18,13 +18,16 @@ import gc
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
+import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common.auth import JwksSource, TokenVerifier
@@ -38,6 +41,7 @@ from services.common.settings import AuthSettings, ServerSettings, SettingsError
 from services.common.telemetry import (
     Telemetry,
     configure_telemetry,
+    grpc_client_interceptors,
     grpc_server_interceptors,
     instrument_sqlalchemy,
 )
@@ -112,6 +116,17 @@ def build_verifier(auth: AuthSettings) -> TokenVerifier:
     assert auth.jwks is not None
     assert auth.issuer is not None
     return TokenVerifier(auth.issuer, auth.audience, JwksSource(auth.jwks))
+
+
+def replica_name() -> str:
+    """Who holds a lease or claims outbox rows: this host and process, unique across replicas and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def client_channel(address: str, telemetry: Telemetry | None = None) -> grpc.aio.Channel:
+    """A channel to another service; its calls are traced when spans are kept. Bootstraps call this."""
+    traced = telemetry is not None and telemetry.records_spans
+    return grpc.aio.insecure_channel(address, interceptors=grpc_client_interceptors() if traced else None)
 
 
 def open_engine(settings: ServerSettings, telemetry: Telemetry | None = None) -> AsyncEngine:

@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +20,7 @@ from services.common.house import house_services
 from services.common.leases import Lease, check_fence, run_under_lease
 from services.common.migrate import migrations_dir
 from services.common.pagination import PageTokens
-from services.common.runtime import Job, ServiceDefinition, Wiring, main, open_engine
+from services.common.runtime import Job, ServiceDefinition, Wiring, main, open_engine, replica_name
 from services.common.server import GrpcService
 from services.common.settings import AuthSettings, Env, ServerSettings, SettingsError
 from services.common.telemetry import Telemetry
@@ -90,10 +87,6 @@ class MirrorSettings:
         )
         env.check()
         return settings
-
-
-def replica_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 async def bootstrap(

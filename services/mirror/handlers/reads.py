@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from services.common.auth import Caller, Role
 from services.common.errors import InvalidArgument, PermissionDenied
-from services.common.grants import AccessGrant
+from services.common.grants import MAX_PURPOSE, AccessGrant, read_purpose
 from services.common.pagination import PageRequest
 from services.mirror.clients import AGRESSO, SourceFailure
 from services.mirror.handlers.mirror import Mirror, log_read
@@ -37,23 +37,11 @@ from services.mirror.store import SourceRow
 
 log = logging.getLogger("aldredirekt.mirror")
 
-MAX_PURPOSE = 255
-
 
 @dataclass(frozen=True)
 class Answer:
     overview: Overview
     sources: list[Freshness]
-
-
-def _purpose(grant: AccessGrant | None, purpose: str, caller: Caller) -> str:
-    if len(purpose) > MAX_PURPOSE:
-        raise InvalidArgument.field("purpose", f"must be at most {MAX_PURPOSE} characters")
-    if purpose.strip():
-        return purpose.strip()
-    if grant is not None:
-        return grant.case
-    return "Mina sidor" if caller.has_role(Role.CITIZEN) else ""
 
 
 async def _grant(mirror: Mirror, caller: Caller, token: str | None, person: str) -> AccessGrant | None:
@@ -94,7 +82,7 @@ async def person_overview(
     action: str = "GetPersonOverview",
 ) -> Answer:
     grant = await _grant(mirror, caller, grant_token, person)
-    why = _purpose(grant, purpose, caller)
+    why = read_purpose(purpose, grant, caller)
     granted = allowed_sections(None if grant is None else grant.scopes)
     # Asked for nothing in particular, the agent is shown all the grant covers and told what it does not.
     wanted = sections or frozenset(Section)
@@ -128,7 +116,7 @@ async def list_invoices(
     *, mirror: Mirror, caller: Caller, grant_token: str | None, person: str, page: PageRequest, purpose: str
 ) -> tuple[list[InvoiceRecord], str, Freshness | None]:
     grant = await mirror.grants.require(grant_token, caller=caller, person_number=person, scope="invoices")
-    why = _purpose(grant, purpose, caller)
+    why = read_purpose(purpose, grant, caller)
     snapshot = await mirror.current()
     _, invoices = await _stored(mirror, person, with_invoices=True)
     start = page.after_int() or 0
@@ -164,7 +152,7 @@ async def find_invoice(
         if "invoices" not in grant.scopes:
             raise PermissionDenied("the access grant does not cover invoices", reason="GRANT_SCOPE_MISSING")
         covered = grant.person_number
-    why = _purpose(grant, purpose, caller)
+    why = read_purpose(purpose, grant, caller)
     async with mirror.uow(write=False) as uow:
         text = await uow.mirror.invoice_by(invoice_number=invoice_number, ocr=ocr)
     invoice = invoice_from_stored(text) if text is not None else None
