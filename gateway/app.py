@@ -423,17 +423,28 @@ async def documentation_file(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """The gateway itself can take calls: 503 only while it drains. What Kubernetes probes, so that a
+    backend that is down fails only the calls that need it instead of taking every gateway out of the load
+    balancer."""
+    if gateway_of(request).draining:
+        raise problem(503, "DRAINING", "the gateway is shutting down")
     return JSONResponse({"status": "serving"})
 
 
 async def readyz(request: Request) -> Response:
+    """Every service the gateway fronts answers SERVING on the standard health service: 200, or 503
+    naming the ones that do not. For an operator or a synthetic check of the whole chain."""
     gateway = gateway_of(request)
     if gateway.draining:
         raise problem(503, "DRAINING", "the gateway is shutting down")
-    # Ready while the gateway itself can serve: a backend that is down fails only the calls that need it
-    # (the person view degrades part by part), so it must not take the whole gateway out of the load
-    # balancer. The backends' states are reported for whoever looks.
     states = await gateway.backends.health(deadline=1.0)
+    down = sorted(name for name, state in states.items() if state != "SERVING")
+    if down:
+        return JSONResponse(
+            {"status": "not ready", "not_serving": down, "backends": states},
+            status_code=503,
+            headers={"Cache-Control": "no-store"},
+        )
     return JSONResponse({"status": "ready", "backends": states})
 
 

@@ -110,7 +110,7 @@ BANNER = (
     '"day": 31}, "groupBy": ["STATISTICS_DIMENSION_CASE_TYPE"]}\'\n'
     "  .venv/bin/python -m scripts.call mirror ListSources --role operator\n"
     "\nA care fee worked out on the phone (a single pensioner, 18,000 kr a month, 20 hours of home help):\n"
-    "  .venv/bin/python -m scripts.call fees CalculateCareFeeWhatIf '{\"month\": \"2026-03\", \"inputs\": "
+    '  .venv/bin/python -m scripts.call fees CalculateCareFeeWhatIf \'{"month": "2026-03", "inputs": '
     '{"incomes": [{"kind": "INCOME_KIND_PENSION", "monthly": {"ore": "1800000"}}], '
     '"housingCost": {"ore": "700000"}, "services": {"hemtjanstHours": 20}}}\'\n'
     "\nMail sent to the units' functional mailboxes lands in var/mail/ (one .eml file each).\n"

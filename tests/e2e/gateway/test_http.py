@@ -161,6 +161,16 @@ def test_the_person_view_answers_each_part(gateway: RunningGateway, tokens: Toke
     assert bad.json()["errors"][0]["pointer"] == "/person_number"
 
 
+def test_ready_when_every_service_it_fronts_is_serving(gateway: RunningGateway) -> None:
+    with gateway.client() as client:
+        ready = client.get("/readyz")
+        healthy = client.get("/healthz")
+    assert healthy.status_code == 200
+    assert ready.status_code == 200
+    # Every deployable the protos have a service of, fees included.
+    assert ready.json()["backends"] == {name: "SERVING" for name in ("case", "directory", "fees", "mirror")}
+
+
 @pytest.fixture(scope="module")
 def gateway_without_mirror(live: LiveServices) -> Iterator[RunningGateway]:
     environ = gateway_environ(live, GATEWAY_MIRROR_ADDRESS=f"127.0.0.1:{free_port()}")
@@ -176,15 +186,20 @@ def test_with_the_mirror_down_the_person_view_still_answers_the_other_parts(
             "/api/v1/persons:view", json={"person_number": ASTRID, "district": "districts/jarva"}
         )
         ready = client.get("/readyz")
+        healthy = client.get("/healthz")
     assert view.status_code == 200
     parts = view.json()
     assert parts["overview"]["status"] == 503
     assert parts["overview"]["problem"]["detail"] == "the mirror service does not answer; try again"
     assert parts["open_cases"]["status"] == 200
     assert parts["responsible"]["status"] == 200
-    # One backend down takes only its calls down, not the gateway out of the load balancer.
-    assert ready.status_code == 200
+    # One backend down takes only its calls down, not the gateway out of the load balancer (which probes
+    # /healthz); /readyz, the whole chain, names the one that is down.
+    assert healthy.status_code == 200
+    assert ready.status_code == 503
+    assert ready.json()["not_serving"] == ["mirror"]
     assert ready.json()["backends"]["mirror"] == "UNREACHABLE"
+    assert ready.json()["backends"]["case"] == "SERVING"
 
 
 def test_cors_answers_the_configured_front_ends_only(gateway: RunningGateway, tokens: Tokens) -> None:
