@@ -405,6 +405,7 @@ class TokenVerifier:
         self.jwks = jwks
         self.leeway_seconds = leeway_seconds
         self._verified: dict[str, tuple[Caller, float, float]] = {}
+        self._claims: dict[str, tuple[dict[str, Any], float, float]] = {}
 
     async def verify(self, token: str | None) -> Caller:
         present = _present(token)
@@ -420,6 +421,20 @@ class TokenVerifier:
             self._verified.clear()
         self._verified[present] = (caller, float(claims["exp"]) + self.leeway_seconds, tick)
         return caller
+
+    async def claims(self, token: str | None) -> dict[str, Any]:
+        """`verified_claims`, reused as `verify` reuses a caller: for a minute at most, never past the
+        token's expiry. For tokens presented on many calls in a row, such as access grants."""
+        present = _present(token)
+        now, tick = time.time(), self.jwks.clock()
+        cached = self._claims.get(present)
+        if cached is not None and now < cached[1] and tick - cached[2] < _VERIFIED_CACHE_SECONDS:
+            return dict(cached[0])
+        claims = await self.verified_claims(present)
+        if len(self._claims) >= _VERIFIED_CACHE_SIZE:
+            self._claims.clear()
+        self._claims[present] = (claims, float(claims["exp"]) + self.leeway_seconds, tick)
+        return dict(claims)
 
     async def verified_claims(self, token: str | None) -> dict[str, Any]:
         """The claims of a token whose signature, issuer, audience and times all check out.

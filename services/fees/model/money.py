@@ -7,6 +7,7 @@ package goes through :func:`monthly_share_of_prisbasbelopp`, so the rule lives h
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from fractions import Fraction
 
@@ -50,6 +51,7 @@ def round_to_whole_kronor(exact_ore: Fraction) -> int:
     return round_half_up(exact_ore / ORE_PER_KRONA) * ORE_PER_KRONA
 
 
+@functools.lru_cache(maxsize=256)
 def monthly_share_of_prisbasbelopp(fraction: Fraction, prisbasbelopp_ore: int) -> int:
     """One twelfth of ``fraction`` × the prisbasbelopp, in whole kronor (as öre), as the law's figures are
     published: ``monthly_share_of_prisbasbelopp(Fraction("0.5392"), 5_730_000) == 257_500``."""

@@ -28,6 +28,7 @@ example, a date that does not parse, two periods that overlap or leave a gap, an
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tomllib
@@ -179,6 +180,9 @@ class Parameters:
 
     def __init__(self, parameters: Mapping[str, Parameter]):
         self._parameters = dict(parameters)
+        # The parameters never change once loaded, and a calculation asks for a dozen of them: each value
+        # is looked up once per day asked about (a failed lookup raises and is not kept).
+        self._in_force = functools.lru_cache(maxsize=4096)(self._find)
 
     def __contains__(self, name: object) -> bool:
         return name in self._parameters
@@ -197,6 +201,9 @@ class Parameters:
 
     def value(self, name: str, on: date) -> InForce[ParameterValue]:
         """The value of ``name`` in force on ``on``, with its period (statute, section, source)."""
+        return self._in_force(name, on)
+
+    def _find(self, name: str, on: date) -> InForce[ParameterValue]:
         parameter = self.parameter(name)
         for period in parameter.periods:
             if period.covers(on):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -531,3 +532,39 @@ async def test_request_without_authorization_metadata_is_refused_as_missing(veri
     error = await refused(verifier, bearer_from_metadata([("x-request-id", "1")]))
 
     assert error.reason == "TOKEN_MISSING"
+
+
+async def test_claims_of_a_token_shown_again_are_reused_but_never_past_a_minute_or_its_expiry(
+    verifier: TokenVerifier, jwks_path: Path, key: SigningKey, clock: FakeClock
+) -> None:
+    checked: list[str] = []
+    check = verifier.verified_claims
+
+    async def counted(presented: str | None) -> dict[str, Any]:
+        checked.append(str(presented))
+        return await check(presented)
+
+    verifier.verified_claims = counted  # type: ignore[method-assign,assignment]
+    token = key.sign(claims(sub="agent-1"))
+    first = await verifier.claims(token)
+    # Within the minute the claims already checked are reused, unchanged by what a caller did to them.
+    first["sub"] = "someone else"
+    clock.advance(59)
+    assert (await verifier.claims(token))["sub"] == "agent-1"
+    assert checked == [token]
+    # Past the minute they are checked again: a withdrawn key is noticed.
+    write_jwks(jwks_path, SigningKey.generate("ES256"))
+    clock.advance(301 - 59)
+    with pytest.raises(Unauthenticated) as withdrawn:
+        await verifier.claims(token)
+    assert withdrawn.value.reason == "TOKEN_INVALID"
+
+    strict = TokenVerifier(ISSUER, AUDIENCE, JwksSource(jwks_path, clock=clock), leeway_seconds=0)
+    write_jwks(jwks_path, key)
+    ends = int(time.time()) + 2
+    expiring = key.sign(claims(exp=ends))
+    await strict.claims(expiring)
+    await asyncio.sleep(ends - time.time() + 0.1)
+    with pytest.raises(Unauthenticated) as expired:
+        await strict.claims(expiring)
+    assert expired.value.reason == "TOKEN_EXPIRED"
