@@ -8,8 +8,14 @@ THIRD_PARTY_PROTOS := $(shell find third_party -name '*.proto')
 STAMP_VENV := $(VENV)/.installed
 STAMP_PROTO := $(GEN)/.generated
 ROLE ?= agent
+# checkov lives in its own virtualenv: its dependencies clash with the project's.
+TOOLS_VENV := .venv-tools
+CHECKOV_VERSION := 3.3.30
+STAMP_TOOLS := $(TOOLS_VENV)/.installed-checkov-$(CHECKOV_VERSION)
+# The Kubernetes version the manifests are validated against (kubernetes-validate's schemas).
+KUBERNETES_VERSION := 1.33.0
 
-.PHONY: all venv proto lint test test-fast run bench token migrate seed clean lock
+.PHONY: all venv proto lint test test-fast run bench token migrate seed clean lock k8s-check tools
 
 all: proto
 
@@ -44,8 +50,21 @@ lint: $(STAMP_PROTO)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint k8s-check
 	$(VENV)/bin/pytest
+
+$(STAMP_TOOLS):
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION)
+	@touch $@
+
+tools: $(STAMP_TOOLS)
+
+# Renders every overlay of k8s/, validates the built-in kinds (kubernetes-validate --strict) and scans the
+# output with checkov; tests/k8s checks the custom resources, the pod security and the settings contract.
+k8s-check: $(STAMP_VENV) $(STAMP_TOOLS)
+	$(PY) -m scripts.k8s_check --kubernetes-version $(KUBERNETES_VERSION) --checkov $(TOOLS_VENV)/bin/checkov
 
 test-fast: $(STAMP_PROTO)
 	$(VENV)/bin/pytest -x -q tests/unit
