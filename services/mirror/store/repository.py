@@ -126,7 +126,10 @@ class MirrorRepository:
             if name not in present
         ]
         if missing:
-            await self.conn.execute(insert(sources), missing)
+            # Every source's sync job ensures the rows as it starts, at once on a fresh database: a row
+            # another job inserted meanwhile is already what this one would insert.
+            build = postgresql.insert if self.conn.dialect.name == "postgresql" else sqlite.insert
+            await self.conn.execute(build(sources).on_conflict_do_nothing(), missing)
 
     async def set_bookmark(self, name: str, through: datetime, record_id: str) -> None:
         await self.conn.execute(
