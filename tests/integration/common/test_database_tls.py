@@ -6,86 +6,17 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
 from services.common.db import create_engine
 from services.common.settings import DatabaseTls, Env, ServerSettings
 from support.pgserver import PostgresServer
+from support.tls import Authority
 
 pytestmark = pytest.mark.postgres
-
-
-@dataclass(frozen=True)
-class Authority:
-    key: ec.EllipticCurvePrivateKey
-    certificate: x509.Certificate
-
-    @classmethod
-    def new(cls, name: str) -> Authority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = datetime.now(UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(key, hashes.SHA256())
-        )
-        return cls(key, certificate)
-
-    def pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    def server(self, host: str) -> tuple[bytes, bytes]:
-        """A server certificate for `host` (an IP address), and its key, both PEM."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.now(UTC)
-        certificate = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(self.certificate.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
-            .not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(host))]), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
-        return (
-            certificate.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            ),
-        )
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +57,7 @@ async def test_verify_full_connects_to_a_server_its_ca_signed(
     tls_server: PostgresServer, authority: Authority, tmp_path: Path
 ) -> None:
     ca = tmp_path / "ca.crt"
-    ca.write_bytes(authority.pem())
+    ca.write_text(authority.pem())
     settings = settings_for(tls_server.url("postgres"), DIRECTORY_DATABASE_SSLROOTCERT=str(ca))
 
     assert settings.database_tls == DatabaseTls("verify-full", str(ca))
@@ -135,7 +66,7 @@ async def test_verify_full_connects_to_a_server_its_ca_signed(
 
 async def test_a_server_another_ca_signed_is_refused(tls_server: PostgresServer, tmp_path: Path) -> None:
     stranger = tmp_path / "other-ca.crt"
-    stranger.write_bytes(Authority.new("someone else").pem())
+    stranger.write_text(Authority.new("someone else").pem())
     settings = settings_for(tls_server.url("postgres"), DIRECTORY_DATABASE_SSLROOTCERT=str(stranger))
 
     with pytest.raises(ssl.SSLCertVerificationError):
