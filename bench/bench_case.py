@@ -62,6 +62,7 @@ from bench.harness import (
     Call,
     EchoScenario,
     ServiceProcess,
+    add_load_arguments,
     echo_server_process,
     emit,
     measure_latency_target,
@@ -356,10 +357,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--in-flight", type=int, default=32, help="calls in flight at any time")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds measured per scenario")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
-    parser.add_argument("--client-processes", type=int, default=1, help="processes sharing the load")
+    add_load_arguments(parser, duration=15.0, warmup=3.0)
     parser.add_argument("--rows", type=int, default=1_000_000, help="cases loaded for the statistics")
     parser.add_argument("--queue", type=int, default=10_000, help="open cases in the unit's queue")
     parser.add_argument(

@@ -40,10 +40,12 @@ from bench.harness import (
     EchoScenario,
     LoadResult,
     ServiceProcess,
+    add_load_arguments,
     echo_server_process,
     emit,
     exit_on_sigterm,
     measure_latency_target,
+    name_value,
     note,
     postgres_database,
     postgres_pids,
@@ -185,21 +187,11 @@ def _targets_met(resolve: dict[str, Any], paced: dict[str, Any], search: dict[st
     }
 
 
-def _name_value(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not equals or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--in-flight", type=int, default=32, help="calls in flight at any time")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per scenario")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
-    parser.add_argument("--client-processes", type=int, default=1, help="processes sharing the load")
+    add_load_arguments(parser, duration=10.0)
     parser.add_argument("--city-seed", type=int, default=2026)
     parser.add_argument("--officers", type=int, default=400)
     parser.add_argument("--people", type=int, default=5000, help="distinct people to resolve")
@@ -211,7 +203,7 @@ def _arguments() -> argparse.Namespace:
     )
     parser.add_argument(
         "--server-env",
-        type=_name_value,
+        type=name_value,
         action="append",
         default=[],
         metavar="NAME=VALUE",

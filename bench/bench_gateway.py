@@ -47,6 +47,7 @@ from bench.harness import (
     Call,
     EchoScenario,
     ServiceProcess,
+    add_load_arguments,
     echo_server_process,
     emit,
     exit_on_sigterm,
@@ -306,10 +307,7 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--in-flight", type=int, default=32)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--warmup", type=float, default=2.0)
-    parser.add_argument("--client-processes", type=int, default=2)
+    add_load_arguments(parser, duration=8.0, client_processes=2)
     parser.add_argument("--serve-bare", type=int, default=None, help=argparse.SUPPRESS)
     return parser.parse_args()
 

@@ -69,12 +69,14 @@ from bench.harness import (
     EchoScenario,
     LoadResult,
     ServiceProcess,
+    add_load_arguments,
     echo_server_process,
     emit,
     exit_on_sigterm,
     latency_met,
     load_loop,
     measure_latency_target,
+    name_value,
     note,
     percentile,
     postgres_database,
@@ -665,21 +667,11 @@ def _freshness_summary(found: Freshness, target_s: float) -> dict[str, Any]:
 # ---- the run ----------------------------------------------------------------------------------------------
 
 
-def _name_value(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not equals or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
-
-
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--in-flight", type=int, default=32, help="calls in flight at any time")
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per scenario")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before measuring")
-    parser.add_argument("--client-processes", type=int, default=1, help="processes sharing the load")
+    add_load_arguments(parser, duration=8.0)
     parser.add_argument("--city-seed", type=int, default=2026)
     parser.add_argument("--officers", type=int, default=400)
     parser.add_argument("--people", type=int, default=30_000, help="care recipients the stand-ins hold")
@@ -705,7 +697,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--sync-timeout", type=float, default=600.0, help="seconds the first sync may take")
     parser.add_argument(
         "--server-env",
-        type=_name_value,
+        type=name_value,
         action="append",
         default=[],
         metavar="NAME=VALUE",

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import gc
@@ -700,3 +701,23 @@ def measure_latency_target(
             "met": latency_met(scaled, offered_per_s=scaled_per_s, p99_limit_ms=p99_limit_ms),
         },
     }
+
+
+def name_value(text: str) -> tuple[str, str]:
+    """An argparse type for NAME=VALUE (e.g. an extra environment variable for the service)."""
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def add_load_arguments(
+    parser: argparse.ArgumentParser, *, duration: float, warmup: float = 2.0, client_processes: int = 1
+) -> None:
+    """The load's shape, the same options in every benchmark."""
+    parser.add_argument("--in-flight", type=int, default=32, help="calls in flight at any time")
+    parser.add_argument("--duration", type=float, default=duration, help="seconds measured per scenario")
+    parser.add_argument("--warmup", type=float, default=warmup, help="seconds of load before measuring")
+    parser.add_argument(
+        "--client-processes", type=int, default=client_processes, help="processes sharing the load"
+    )
