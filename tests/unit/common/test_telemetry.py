@@ -315,8 +315,14 @@ async def test_a_grpc_call_is_traced_on_both_sides_as_one_trace_and_health_check
         async with grpc.aio.insecure_channel(
             f"127.0.0.1:{port}", interceptors=grpc_client_interceptors()
         ) as channel:
-            answer = await channel.unary_unary("/test.Echo/Say", None, None)(b"svejs")
-            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            # wait_for_ready: on a loaded machine the first connection attempt can be refused before the
+            # listener is up; the test is about spans, not about the first attempt.
+            answer = await channel.unary_unary("/test.Echo/Say", None, None)(
+                b"svejs", wait_for_ready=True, timeout=30
+            )
+            await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), wait_for_ready=True, timeout=30
+            )
     finally:
         await server.stop(None)
 
