@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.mirror.clients import AGRESSO, FailureKind, SourceFailure, UpstreamClient
+from services.mirror.clients import AGRESSO, ChangePage, FailureKind, SourceFailure, UpstreamClient
 from services.mirror.model.records import (
     InvoiceRecord,
     MalformedRecord,
@@ -94,6 +94,12 @@ def _position(raw: object) -> tuple[datetime, str] | None:
     return (moment, key) if isinstance(key, str) else None
 
 
+def _beyond(items: list[Any], end: datetime) -> bool:
+    """Whether a page reaches past the window's end (its last record does), so no page after it is read."""
+    position = _position(items[-1]) if items else None
+    return position is not None and position[0] > end
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -130,7 +136,7 @@ class SourceSync:
     async def incremental(self, *, fence: Any = None) -> SyncResult:
         """Reads the change feed from the bookmark (less the overlap) to the settled end, page by page."""
         async with self.uow(write=False) as uow:
-            state = next(s for s in await uow.mirror.sources() if s.name == self.config.name)
+            state = await uow.mirror.source(self.config.name)
         result = SyncResult(synced_through=state.synced_through)
         bookmark = (state.synced_through, state.bookmark_id) if state.synced_through else None
         since: str | None = None
@@ -138,52 +144,80 @@ class SourceSync:
         if bookmark is not None:
             since = _iso(bookmark[0] - timedelta(seconds=self.settings.overlap_seconds))
         end: datetime | None = None
-        while True:
-            page = await self.client.changes(since=since, after=after, limit=self.settings.page_size)
-            if end is None:
-                end = page.server_time - timedelta(seconds=self.settings.settle_seconds)
-            good: list[Any] = []
-            bad: list[tuple[str, str, str]] = []
-            released: list[str] = []
-            last: tuple[datetime, str] | None = None
-            reached_end = False
-            for raw in page.items:
-                position = _position(raw)
-                if position is not None and position[0] > end:
-                    reached_end = True
-                    break
-                try:
-                    record = self.parse(raw)
-                except MalformedRecord as error:
-                    bad.append((_record_key(raw), error.reason, _payload_hash(raw)))
+        # The next page is asked for while this one is parsed and stored: the source's time to answer and
+        # the mirror's to store overlap, which a source of a quarter of a million invoices needs to be read
+        # in full within a minute. Pages are still stored one after another, each with its bookmark.
+        ahead: asyncio.Task[ChangePage] | None = None
+        try:
+            while True:
+                if ahead is None:
+                    page = await self.client.changes(since=since, after=after, limit=self.settings.page_size)
                 else:
-                    good.append(record)
-                    released.append(record.record_id)
-                if position is not None:
-                    last = position
-            now = self.clock()
-            async with self.uow(fence=fence) as uow:
-                result.changed += await self._store(uow, good, now)
-                for key, reason, digest in bad:
-                    await uow.mirror.quarantine(self.config.name, key, reason, digest, now)
-                await uow.mirror.release(self.config.name, released)
-                if last is not None and (bookmark is None or last > bookmark):
-                    await uow.mirror.set_bookmark(self.config.name, last[0], last[1])
-                    bookmark = last
-                await uow.commit()
-            result.pages += 1
-            result.read += len(good) + len(bad)
-            result.quarantined += len(bad)
-            if reached_end or page.next_since is None:
-                break
-            since, after = page.next_since, page.next_after
+                    page, ahead = await ahead, None
+                if end is None:
+                    end = page.server_time - timedelta(seconds=self.settings.settle_seconds)
+                if page.next_since is not None and not _beyond(page.items, end):
+                    ahead = asyncio.create_task(
+                        self.client.changes(
+                            since=page.next_since, after=page.next_after, limit=self.settings.page_size
+                        ),
+                        name=f"{self.config.name}-next-page",
+                    )
+                good: list[Any] = []
+                bad: list[tuple[str, str, str]] = []
+                released: list[str] = []
+                last: tuple[datetime, str] | None = None
+                reached_end = False
+                for raw in page.items:
+                    position = _position(raw)
+                    if position is not None and position[0] > end:
+                        reached_end = True
+                        break
+                    try:
+                        record = self.parse(raw)
+                    except MalformedRecord as error:
+                        bad.append((_record_key(raw), error.reason, _payload_hash(raw)))
+                    else:
+                        good.append(record)
+                        released.append(record.record_id)
+                    if position is not None:
+                        last = position
+                now = self.clock()
+                advanced = last is not None and (bookmark is None or last > bookmark)
+                # A page with nothing in it (a run while nothing changes upstream) writes nothing: no
+                # transaction for it. The run's last transaction below still checks the fence.
+                if good or bad or advanced:
+                    async with self.uow(fence=fence) as uow:
+                        result.changed += await self._store(uow, good, now)
+                        for key, reason, digest in bad:
+                            await uow.mirror.quarantine(self.config.name, key, reason, digest, now)
+                        await uow.mirror.release(self.config.name, released)
+                        if advanced:
+                            assert last is not None
+                            await uow.mirror.set_bookmark(self.config.name, last[0], last[1])
+                            bookmark = last
+                        await uow.commit()
+                result.pages += 1
+                result.read += len(good) + len(bad)
+                result.quarantined += len(bad)
+                if reached_end or page.next_since is None:
+                    break
+                since, after = page.next_since, page.next_after
+        finally:
+            if ahead is not None:
+                # The run ended before it needed the page asked for (or failed): it is not waited for.
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
         # Everything up to the settled end is in: the source's state is known up to there.
         synced = max(bookmark[0], end) if bookmark is not None else end
+        # The bookmark and the outcome in one statement.
+        through = (
+            {"synced_through": synced, "bookmark_id": ""} if bookmark is None or synced > bookmark[0] else {}
+        )
         async with self.uow(fence=fence) as uow:
-            if bookmark is None or synced > bookmark[0]:
-                await uow.mirror.set_bookmark(self.config.name, synced, "")
             await uow.mirror.record_outcome(
                 self.config.name,
+                **through,
                 last_success_time=self.clock(),
                 last_attempt_time=self.clock(),
                 state="ok",

@@ -9,11 +9,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    Date,
+    DateTime,
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import BindParameter
 
-from services.common.db import Fence, Idempotency, UnitOfWork, utc
+from services.common.db import DriverStatement, Fence, Idempotency, UnitOfWork, utc
 from services.mirror.model.overview import Agreement, Section
 from services.mirror.model.records import InvoiceRecord, PersonRecord, canonical, content_hash
 from services.mirror.store.tables import (
@@ -79,6 +95,87 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
 
+def _source_row(r: Any) -> SourceRow:
+    return SourceRow(
+        name=r.name,
+        kind=r.kind,
+        district_id=r.district_id,
+        synced_through=_aware(r.synced_through),
+        bookmark_id=r.bookmark_id,
+        last_success_time=_aware(r.last_success_time),
+        last_attempt_time=_aware(r.last_attempt_time),
+        state=r.state,
+        circuit=r.circuit,
+        last_error=r.last_error,
+        last_reconciliation_time=_aware(r.last_reconciliation_time),
+        full_sync_done=bool(r.full_sync_done),
+    )
+
+
+def _person_read(with_invoices: bool) -> DriverStatement:
+    """A person's records and (when asked) invoices in one round trip: the records first, then the
+    invoices newest due date first, as `people` and `invoices_of` read them."""
+    person: BindParameter[str] = bindparam("person")
+    records = select(
+        literal_column("0").label("kind"),
+        person_records.c.source,
+        person_records.c.district_id,
+        person_records.c.data,
+        null().label("due_date"),
+        null().label("invoice_number"),
+    ).where(person_records.c.person_number == person)
+    if not with_invoices:
+        return DriverStatement(records)
+    bills = select(
+        literal_column("1").label("kind"),
+        invoices.c.source,
+        literal_column("''").label("district_id"),
+        invoices.c.data,
+        invoices.c.due_date,
+        invoices.c.invoice_number,
+    ).where(invoices.c.person_number == person)
+    both = union_all(records, bills).subquery()
+    return DriverStatement(
+        select(both.c.kind, both.c.source, both.c.district_id, both.c.data).order_by(
+            both.c.kind, both.c.due_date.desc(), both.c.invoice_number.desc()
+        )
+    )
+
+
+# Compiled once: the overview's read, the hottest statement of the mirror.
+_PERSON_READ = {with_invoices: _person_read(with_invoices) for with_invoices in (False, True)}
+
+
+def _array_type(column: Any) -> str:
+    if isinstance(column.type, DateTime):
+        return "timestamptz"
+    if isinstance(column.type, Date):
+        return "date"
+    if isinstance(column.type, String):  # Text too
+        return "text"
+    raise TypeError(f"no array type for {column.name}")
+
+
+def _bulk_upsert_sql(table: Any) -> str:
+    """PostgreSQL: a page of records as one INSERT of arrays (unnest), one value a column, writing
+    nothing for a record whose content did not change. SQLAlchemy's executemany bound and rendered each
+    row's values in Python, a third of the time of a full sync."""
+    columns = list(table.columns)
+    keys = [c.name for c in table.primary_key.columns]
+    arrays = ", ".join(f"${i}::{_array_type(c)}[]" for i, c in enumerate(columns, start=1))
+    changing = ", ".join(f"{c.name} = excluded.{c.name}" for c in columns if c.name not in keys)
+    return (
+        f"INSERT INTO {table.name} ({', '.join(c.name for c in columns)}) SELECT * FROM unnest({arrays}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {changing} "
+        f"WHERE {table.name}.content_hash <> excluded.content_hash RETURNING {table.name}.record_id"
+    )
+
+
+_BULK_UPSERT = {table.name: _bulk_upsert_sql(table) for table in (person_records, invoices)}
+# Rows in one statement of arrays.
+_BULK_CHUNK = 5000
+
+
 def _upsert(dialect: str, table: Any) -> Any:
     build = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = build(table)
@@ -99,23 +196,12 @@ class MirrorRepository:
 
     async def sources(self) -> list[SourceRow]:
         rows = await self.conn.execute(select(sources).order_by(sources.c.name))
-        return [
-            SourceRow(
-                name=r.name,
-                kind=r.kind,
-                district_id=r.district_id,
-                synced_through=_aware(r.synced_through),
-                bookmark_id=r.bookmark_id,
-                last_success_time=_aware(r.last_success_time),
-                last_attempt_time=_aware(r.last_attempt_time),
-                state=r.state,
-                circuit=r.circuit,
-                last_error=r.last_error,
-                last_reconciliation_time=_aware(r.last_reconciliation_time),
-                full_sync_done=bool(r.full_sync_done),
-            )
-            for r in rows
-        ]
+        return [_source_row(r) for r in rows]
+
+    async def source(self, name: str) -> SourceRow:
+        """One source's row (which `ensure_sources` made)."""
+        row = (await self.conn.execute(select(sources).where(sources.c.name == name))).one()
+        return _source_row(row)
 
     async def ensure_sources(self, known: Iterable[tuple[str, str, str]]) -> None:
         """Adds a row for each configured (name, kind, district) source not yet known."""
@@ -192,6 +278,17 @@ class MirrorRepository:
             return 0
         # The same record twice in one page (a tie re-read) must not make a statement update one row twice.
         unique = list({row["record_id"]: row for row in rows}.values())
+        if self.conn.dialect.name == "postgresql":
+            names = [c.name for c in table.columns]
+            changed = 0
+            for start in range(0, len(unique), _BULK_CHUNK):
+                chunk = unique[start : start + _BULK_CHUNK]
+                # In the unit of work's transaction: exec_driver_sql begins it, as execute does.
+                result = await self.conn.exec_driver_sql(
+                    _BULK_UPSERT[table.name], tuple([row[n] for row in chunk] for n in names)
+                )
+                changed += len(result.all())
+            return changed
         statement = _upsert(self.conn.dialect.name, table)
         changed = 0
         for start in range(0, len(unique), _CHUNK):
@@ -246,6 +343,18 @@ class MirrorRepository:
             )
         )
         return [StoredPerson(r.source, r.district_id, r.data) for r in rows]
+
+    async def person(
+        self, person_number: str, *, with_invoices: bool
+    ) -> tuple[list[StoredPerson], list[str]]:
+        """`people` and, when asked, `invoices_of`: on PostgreSQL in one statement, compiled once and run
+        on the driver's connection (SQLAlchemy's own execute cost more than the round trip)."""
+        if self.conn.dialect.name != "postgresql":
+            stored = await self.people(person_number)
+            return stored, await self.invoices_of(person_number) if with_invoices else []
+        rows = await _PERSON_READ[with_invoices].fetch(self.conn, {"person": person_number})
+        people = [StoredPerson(r[1], r[2], r[3]) for r in rows if r[0] == 0]
+        return people, [r[3] for r in rows if r[0] == 1]
 
     async def invoices_of(self, person_number: str) -> list[str]:
         rows = await self.conn.execute(
