@@ -20,7 +20,7 @@ import httpx
 
 from services.common.secrets import Secret
 from services.common.settings import SettingsError
-from services.mirror.model.records import MalformedRecord, parse_source_time
+from services.mirror.model.records import MalformedRecord, loads, parse_source_time
 
 log = logging.getLogger("aldredirekt.mirror.upstream")
 
@@ -251,7 +251,7 @@ class UpstreamClient:
         if len(response.content) > _MAX_BODY:
             raise SourceFailure(name, FailureKind.BAD_RESPONSE, "the answer is too large")
         try:
-            body = response.json()
+            body = loads(response.content)
         except ValueError:
             self.breaker.failed()
             raise SourceFailure(name, FailureKind.BAD_RESPONSE, "the answer is not JSON") from None
