@@ -5,8 +5,10 @@
 Starts a throwaway PostgreSQL, the upstream stand-ins (`python -m upstreams`: each district's Paraply and
 Agresso, holding the synthetic city's `--people` care recipients) and the mirror in processes of their own.
 The mirror runs with its production settings (a sync run every second, a settle period of 2 s, an overlap
-of 60 s); the grant keys are a key of the benchmark's own, published to the mirror as a JWKS file as the
-case service publishes its keys. Then:
+of 60 s), in `--workers` processes on one port (2: one a core, as two replicas behind the Service, each
+syncing the sources whose leases it holds; the figures' CPU is theirs together); the grant keys are a key
+of the benchmark's own, published to the mirror as a JWKS file as the case service publishes its keys. The
+overview's load goes over eight connections, so that both workers get their share. Then:
 
 - Full sync: the mirror starts on an empty database, and the time from its start until every source has
   been read in full once (`full_sync_done` in its `sources` table, polled) gives the records stored per
@@ -70,6 +72,7 @@ from bench.harness import (
     LoadResult,
     ServiceProcess,
     add_load_arguments,
+    children_of,
     echo_server_process,
     emit,
     exit_on_sigterm,
@@ -137,6 +140,11 @@ class UnexpectedAnswer(Exception):
 # ---- GetPersonOverview and RefreshPerson ------------------------------------------------------------------
 
 
+# Connections the overview's load is spread over, and how often an answer is decoded in full.
+CONNECTIONS = 8
+CHECK_EVERY = 7  # coprime with CONNECTIONS, so that every connection is checked
+
+
 def _reader_metadata(token: str, grant: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"), (GRANT_METADATA_KEY, grant))
 
@@ -155,18 +163,28 @@ class OverviewScenario:
     async def connect(self) -> AsyncIterator[Call]:
         requests = [pb.GetPersonOverviewRequest(person_number=p).SerializeToString() for p, _ in self.readers]
         metadata = [_reader_metadata(self.token, grant) for _, grant in self.readers]
-        async with grpc.aio.insecure_channel(self.address) as channel:
-            overview = channel.unary_unary(
-                OVERVIEW_METHOD,
-                request_serializer=None,
-                response_deserializer=pb.GetPersonOverviewResponse.FromString,
-            )
+        # Several connections, as the callers of a service with several workers (or replicas) are: one
+        # connection is served by one worker. Each channel its own connection (no shared subchannel).
+        async with contextlib.AsyncExitStack() as stack:
+            overviews = []
+            for _ in range(CONNECTIONS):
+                channel = await stack.enter_async_context(
+                    grpc.aio.insecure_channel(self.address, options=[("grpc.use_local_subchannel_pool", 1)])
+                )
+                overviews.append(channel.unary_unary(OVERVIEW_METHOD, None, None))
 
             async def call(n: int) -> None:
                 index = n % len(requests)
-                answer = await overview(requests[index], metadata=metadata[index], timeout=CALL_TIMEOUT_S)
-                if not answer.overview.found:
+                raw = await overviews[n % CONNECTIONS](
+                    requests[index], metadata=metadata[index], timeout=CALL_TIMEOUT_S
+                )
+                # Every answer is checked, one in CHECK_EVERY read in full: decoding a whole overview
+                # costs the client more than the server's answer costs the network, and the client
+                # shares the machine with the service.
+                if n % CHECK_EVERY == 0 and not pb.GetPersonOverviewResponse.FromString(raw).overview.found:
                     raise UnexpectedAnswer("a person of the city was not found")
+                if not raw:
+                    raise UnexpectedAnswer("an empty answer")
 
             yield call
 
@@ -242,6 +260,23 @@ async def refresh_load(
 
 
 # ---- the stand-ins ----------------------------------------------------------------------------------------
+
+
+def _wait_for_workers(pid: int, workers: int, timeout_s: float = 30.0) -> None:
+    """Until the mirror's worker processes run (after its migration), so that their CPU is counted."""
+    if workers <= 1:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        serving = []
+        for child in children_of(pid):
+            with contextlib.suppress(OSError):
+                if b"services.mirror.main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    serving.append(child)
+        if len(serving) >= workers:
+            return
+        time.sleep(0.05)
+    note(f"the mirror's {workers} workers were not all running after {timeout_s:g} s")
 
 
 def _free_base_port() -> int:
@@ -694,6 +729,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--refresh-rate", type=float, default=10.0, help="RefreshPerson calls a second")
     parser.add_argument("--refresh-duration", type=float, default=20.0, help="seconds of RefreshPerson")
     parser.add_argument("--refresh-in-flight", type=int, default=16, help="RefreshPerson calls at most")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="mirror processes serving one port (MIRROR_WORKERS), as replicas behind a Service",
+    )
     parser.add_argument("--sync-timeout", type=float, default=600.0, help="seconds the first sync may take")
     parser.add_argument(
         "--server-env",
@@ -821,11 +862,17 @@ def main() -> int:
                 "AUTH_DEV_DIR": str(dev_dir),
                 "LOG_LEVEL": "WARNING",
                 "MIRROR_GRACE_SECONDS": "2",
+                "MIRROR_WORKERS": str(arguments.workers),
                 **secrets.environment(),
                 **extra_env,
             },
         )
         echo = echo_server_process()
+
+        def mirror_pids() -> list[int]:
+            # With several workers the started process only waits on them: they do the work.
+            return [mirror.pid, *children_of(mirror.pid)]
+
         started: list[ServiceProcess] = []
         exits: dict[str, int | None] = {}
         with _stopped_last(started, exits):
@@ -836,10 +883,11 @@ def main() -> int:
             upstream = asyncio.run(upstream_counts(control_url, control_token))
 
             note(f"the mirror's first sync of {sum(s['records'] for s in upstream.values()):,} records")
-            sync_cpu = CpuMeter({"mirror": lambda: [mirror.pid], "stand_ins": lambda: [stand_ins.pid]})
+            sync_cpu = CpuMeter({"mirror": mirror_pids, "stand_ins": lambda: [stand_ins.pid]})
             began = time.perf_counter()
             mirror.start()
             started.append(mirror)
+            _wait_for_workers(mirror.pid, arguments.workers)
             sync_cpu.opened()
             sync = asyncio.run(watch_full_sync(mirror, database_url, began, timeout_s=arguments.sync_timeout))
             sync_cpu.closed()
@@ -855,7 +903,7 @@ def main() -> int:
             echo.stop()
 
             cpu = {
-                "server": lambda: [mirror.pid],
+                "server": mirror_pids,
                 "postgres": lambda: postgres_pids(postgres),
                 "stand_ins": lambda: [stand_ins.pid],
             }
@@ -990,6 +1038,7 @@ def main() -> int:
             "benchmark": "mirror",
             "database": "postgresql",
             "people": arguments.people,
+            "mirror_workers": arguments.workers,
             "in_flight": arguments.in_flight,
             "client_processes": arguments.client_processes,
             "warmup_s": arguments.warmup,
