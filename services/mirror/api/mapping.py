@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -105,9 +104,6 @@ def _fee_basis(district_id: str, fee: FeeBasis) -> pb.FeeBasis:
     )
 
 
-# The same invoice is shown often (each overview of its person and each list of their invoices); the
-# message, never changed once built, is copied into each answer.
-@functools.lru_cache(maxsize=20_000)
 def invoice_message(invoice: InvoiceRecord) -> pb.Invoice:
     return pb.Invoice(
         name=f"invoices/{invoice.invoice_number}",

@@ -6,7 +6,6 @@ whether a record changed.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -457,13 +456,6 @@ def _plain(value: object) -> object:
     return value
 
 
-# A person is read several times while an agent has them on the line (the overview, the invoices, a
-# refresh), and the stored text of a record is its whole content: the same text gives the same record, so
-# the records last read back are kept, as the frozen values they are. Bounded, a few tens of megabytes.
-_STORED_CACHE = 50_000
-
-
-@functools.lru_cache(maxsize=_STORED_CACHE)
 def person_from_stored(text: str) -> PersonRecord:
     """A stored person record back as the domain type (written by `canonical`, so trusted)."""
     d = loads(text)
@@ -520,7 +512,6 @@ def person_from_stored(text: str) -> PersonRecord:
     )
 
 
-@functools.lru_cache(maxsize=_STORED_CACHE)
 def invoice_from_stored(text: str) -> InvoiceRecord:
     d = loads(text)
     return InvoiceRecord(
