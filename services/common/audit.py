@@ -286,6 +286,14 @@ async def append_at_tip(
     return ChainTip(new_seq, last_hash) if inserted == len(rows) else None
 
 
+async def tip_now(driver_connection: Any) -> ChainTip | None:
+    """Where the chain ends now, read on an asyncpg connection (None before its first entry)."""
+    row = await driver_connection.fetchrow(
+        "SELECT seq, last_hash FROM access_log_head WHERE id = $1", _HEAD_ID
+    )
+    return None if row is None else ChainTip(int(row["seq"]), str(row["last_hash"]))
+
+
 async def _create_head(conn: AsyncConnection, tables: AccessLogTables) -> None:
     """Inserts the head row unless a concurrent appender already did.
 

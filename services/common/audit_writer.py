@@ -23,6 +23,7 @@ from services.common.audit import (
     append_at_tip,
     chain_tip,
     record_accesses,
+    tip_now,
 )
 from services.common.errors import Unavailable
 
@@ -149,6 +150,12 @@ class AccessLogWriter:
             if self._driver is None:
                 self._driver = (await conn.get_raw_connection()).driver_connection
             tip = await append_at_tip(self._driver, records, service=self.service, tip=self._tip)
+            if tip is None:
+                # Another writer (a second worker or replica of the service) moved the chain: from where
+                # it ends now, once more in one round trip, before the transaction that locks the head.
+                now = await tip_now(self._driver)
+                if now is not None:
+                    tip = await append_at_tip(self._driver, records, service=self.service, tip=now)
             if tip is not None:
                 self._tip = tip
                 return
