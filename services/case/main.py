@@ -202,7 +202,7 @@ async def bootstrap(
         await escalate_overdue(cases=cases, fence=fence)
 
     async def send_mail(epoch: int) -> None:
-        await sender.send_all_then_wait(settings.outbox_interval)
+        await sender.send_under_lease(epoch, settings.outbox_interval)
 
     return Wiring(
         core=cases,

@@ -19,6 +19,10 @@ What this guarantees:
   of the sender that took it. `worker` names must therefore be unique among live senders (a pod name
   plus a random suffix, say).
 
+- Prompt after a crash. Where senders take turns under a lease (the services' outbox jobs), the sender that
+  takes the lease at a new epoch first frees the claims of the others (`send_under_lease`): the lease says
+  their holder has stopped, so its messages need not wait out `claim_seconds`.
+
 No personal data in logs: messages are logged by id, kind and delivery key. The payload is opaque
 here; `subject_ref` names what a message is about (`cases/12`), never a person. Operators read
 `last_error`, so deliverers keep personal data out of their failure reasons too.
@@ -253,6 +257,8 @@ class OutboxSender:
         self.clock = clock
         self._wake = asyncio.Event()
         self._kinds_reported: set[str] = set()
+        # The lease epoch this sender last worked under (send_under_lease).
+        self._epoch: int | None = None
 
     def wake(self) -> None:
         """Asks for a round now, e.g. right after a transaction that enqueued a message committed."""
@@ -274,6 +280,34 @@ class OutboxSender:
         """
         while True:
             await self.send_all_then_wait(interval, limit=limit)
+
+    async def free_others_claims(self) -> int:
+        """Releases the claims of every other sender on messages not yet sent or dead; returns how many."""
+        t = self.table
+        async with UnitOfWork(self.engine) as uow:
+            result = await uow.conn.execute(
+                update(t)
+                .where(
+                    t.c.sent_time.is_(None),
+                    t.c.dead_time.is_(None),
+                    t.c.claimed_by.is_not(None),
+                    t.c.claimed_by != self.worker,
+                )
+                .values(claimed_by=None, claimed_until=None)
+            )
+            await uow.commit()
+        freed = result.rowcount or 0
+        if freed:
+            log.info("outbox worker %s took over %d claimed messages of a stopped sender", self.worker, freed)
+        return freed
+
+    async def send_under_lease(self, epoch: int, interval: float, *, limit: int = 50) -> None:
+        """`send_all_then_wait` for a job under a lease: at a new epoch, first the claims of the holder
+        before are freed (it has stopped, or its lease would not have been taken)."""
+        if self._epoch != epoch:
+            await self.free_others_claims()
+            self._epoch = epoch
+        await self.send_all_then_wait(interval, limit=limit)
 
     async def send_all_then_wait(self, interval: float, *, limit: int = 50) -> None:
         """One round of `run`: everything due, then a wait for `wake()` or `interval` seconds. A job that

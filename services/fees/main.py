@@ -204,7 +204,7 @@ async def bootstrap(
     )
 
     async def send_deferrals(epoch: int) -> None:
-        await sender.send_all_then_wait(settings.outbox_interval)
+        await sender.send_under_lease(epoch, settings.outbox_interval)
 
     return Wiring(
         core=fees,

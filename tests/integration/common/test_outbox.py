@@ -338,6 +338,32 @@ async def test_a_sender_whose_claim_expired_cannot_mark_a_message_another_sender
     assert prompt_receiver.accepted == Counter({"<forward-12@ad>": 1})
 
 
+async def test_the_next_lease_holder_frees_the_claims_of_the_one_before_and_sends_at_once(
+    engine: AsyncEngine, clock: Clock
+):
+    await enqueue_committed(engine, clock, "<forward-12@ad>", "<forward-13@ad>")
+    entered = asyncio.Event()
+
+    async def stuck(message: OutboxMessage) -> None:
+        entered.set()
+        await asyncio.Event().wait()  # the process dies here
+
+    crashed = OutboxSender(engine, outbox, {"mail": stuck}, worker="case-a", claim_seconds=120, clock=clock)
+    crashed_round = asyncio.create_task(crashed.send_due())
+    await asyncio.wait_for(entered.wait(), timeout=5)
+    await stopped(crashed_round)
+
+    receiver = Receiver()
+    taker = sender(engine, clock, receiver, worker="case-b", claim_seconds=120)
+    assert await taker.send_due() == 0  # claimed by case-a for two minutes
+    await taker.send_under_lease(epoch=2, interval=0)
+
+    assert receiver.accepted == Counter({"<forward-12@ad>": 1, "<forward-13@ad>": 1})
+    assert len(await listed(engine, "sent")) == 2
+    # Under the same epoch nothing is freed again: the claims it meets then are its own.
+    assert await taker.free_others_claims() == 0
+
+
 async def test_a_message_of_a_kind_without_deliverer_stays_pending_and_is_logged_once(
     engine: AsyncEngine, clock: Clock, caplog: pytest.LogCaptureFixture
 ):
