@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData
@@ -119,7 +120,7 @@ async def state_counts(engine: AsyncEngine) -> dict[State, int]:
         return await counts(uow.conn, outbox)
 
 
-async def stopped(task: asyncio.Task[None]) -> None:
+async def stopped(task: asyncio.Task[Any]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
