@@ -72,7 +72,6 @@ from bench.harness import (
     LoadResult,
     ServiceProcess,
     add_load_arguments,
-    children_of,
     echo_server_process,
     emit,
     exit_on_sigterm,
@@ -85,6 +84,8 @@ from bench.harness import (
     postgres_database,
     postgres_pids,
     run_load,
+    wait_for_children,
+    with_children,
 )
 from services.common.auth import SigningKey, jwks_document
 from services.common.devissuer import DevIssuer
@@ -260,23 +261,6 @@ async def refresh_load(
 
 
 # ---- the stand-ins ----------------------------------------------------------------------------------------
-
-
-def _wait_for_workers(pid: int, workers: int, timeout_s: float = 30.0) -> None:
-    """Until the mirror's worker processes run (after its migration), so that their CPU is counted."""
-    if workers <= 1:
-        return
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        serving = []
-        for child in children_of(pid):
-            with contextlib.suppress(OSError):
-                if b"services.mirror.main" in Path(f"/proc/{child}/cmdline").read_bytes():
-                    serving.append(child)
-        if len(serving) >= workers:
-            return
-        time.sleep(0.05)
-    note(f"the mirror's {workers} workers were not all running after {timeout_s:g} s")
 
 
 def _free_base_port() -> int:
@@ -871,7 +855,7 @@ def main() -> int:
 
         def mirror_pids() -> list[int]:
             # With several workers the started process only waits on them: they do the work.
-            return [mirror.pid, *children_of(mirror.pid)]
+            return with_children(mirror.pid)
 
         started: list[ServiceProcess] = []
         exits: dict[str, int | None] = {}
@@ -887,7 +871,11 @@ def main() -> int:
             began = time.perf_counter()
             mirror.start()
             started.append(mirror)
-            _wait_for_workers(mirror.pid, arguments.workers)
+            # The workers start after the migration; their CPU is the sync's.
+            if arguments.workers > 1 and not wait_for_children(
+                mirror.pid, arguments.workers, "services.mirror.main"
+            ):
+                note(f"the mirror's {arguments.workers} workers were not all running after 30 s")
             sync_cpu.opened()
             sync = asyncio.run(watch_full_sync(mirror, database_url, began, timeout_s=arguments.sync_timeout))
             sync_cpu.closed()

@@ -107,7 +107,7 @@ def postgres_pids(server: PostgresServer) -> list[int]:
         postmaster = int((server.folder / "data" / "postmaster.pid").read_text().split("\n", 1)[0])
     except (OSError, ValueError):
         return []
-    return [postmaster, *children_of(postmaster)]
+    return with_children(postmaster)
 
 
 # ---- processes --------------------------------------------------------------------------------------------
@@ -214,6 +214,27 @@ class ServiceProcess:
             process.stdout.close()
         note(f"{self.name} exited with {process.returncode}")
         return process.returncode
+
+
+def with_children(pid: int) -> list[int]:
+    """A process and those it started: a postmaster's backends, a service's workers."""
+    return [pid, *children_of(pid)]
+
+
+def wait_for_children(pid: int, count: int, running: str, *, timeout_s: float = 30.0) -> bool:
+    """Until `count` processes started by `pid` run `running` (a module's name in their command line),
+    such as a service's workers once it has migrated; False when they did not within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    wanted = running.encode()
+    while time.monotonic() < deadline:
+        found = 0
+        for child in children_of(pid):
+            with contextlib.suppress(OSError):
+                found += wanted in Path(f"/proc/{child}/cmdline").read_bytes()
+        if found >= count:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def children_of(pid: int) -> list[int]:

@@ -140,22 +140,16 @@ class SourceSync:
         result = SyncResult(synced_through=state.synced_through)
         bookmark = (state.synced_through, state.bookmark_id) if state.synced_through else None
         since: str | None = None
-        after = ""
         if bookmark is not None:
             since = _iso(bookmark[0] - timedelta(seconds=self.settings.overlap_seconds))
-        end: datetime | None = None
+        page = await self.client.changes(since=since, after="", limit=self.settings.page_size)
+        end = page.server_time - timedelta(seconds=self.settings.settle_seconds)
         # The next page is asked for while this one is parsed and stored: the source's time to answer and
         # the mirror's to store overlap, which a source of a quarter of a million invoices needs to be read
         # in full within a minute. Pages are still stored one after another, each with its bookmark.
         ahead: asyncio.Task[ChangePage] | None = None
         try:
             while True:
-                if ahead is None:
-                    page = await self.client.changes(since=since, after=after, limit=self.settings.page_size)
-                else:
-                    page, ahead = await ahead, None
-                if end is None:
-                    end = page.server_time - timedelta(seconds=self.settings.settle_seconds)
                 if page.next_since is not None and not _beyond(page.items, end):
                     ahead = asyncio.create_task(
                         self.client.changes(
@@ -163,46 +157,10 @@ class SourceSync:
                         ),
                         name=f"{self.config.name}-next-page",
                     )
-                good: list[Any] = []
-                bad: list[tuple[str, str, str]] = []
-                released: list[str] = []
-                last: tuple[datetime, str] | None = None
-                reached_end = False
-                for raw in page.items:
-                    position = _position(raw)
-                    if position is not None and position[0] > end:
-                        reached_end = True
-                        break
-                    try:
-                        record = self.parse(raw)
-                    except MalformedRecord as error:
-                        bad.append((_record_key(raw), error.reason, _payload_hash(raw)))
-                    else:
-                        good.append(record)
-                        released.append(record.record_id)
-                    if position is not None:
-                        last = position
-                now = self.clock()
-                advanced = last is not None and (bookmark is None or last > bookmark)
-                # A page with nothing in it (a run while nothing changes upstream) writes nothing: no
-                # transaction for it. The run's last transaction below still checks the fence.
-                if good or bad or advanced:
-                    async with self.uow(fence=fence) as uow:
-                        result.changed += await self._store(uow, good, now)
-                        for key, reason, digest in bad:
-                            await uow.mirror.quarantine(self.config.name, key, reason, digest, now)
-                        await uow.mirror.release(self.config.name, released)
-                        if advanced:
-                            assert last is not None
-                            await uow.mirror.set_bookmark(self.config.name, last[0], last[1])
-                            bookmark = last
-                        await uow.commit()
-                result.pages += 1
-                result.read += len(good) + len(bad)
-                result.quarantined += len(bad)
-                if reached_end or page.next_since is None:
+                bookmark, reached_end = await self._apply(page, end, bookmark, result, fence=fence)
+                if reached_end or ahead is None:
                     break
-                since, after = page.next_since, page.next_after
+                page, ahead = await ahead, None
         finally:
             if ahead is not None:
                 # The run ended before it needed the page asked for (or failed): it is not waited for.
@@ -228,6 +186,52 @@ class SourceSync:
             await uow.commit()
         result.synced_through = synced
         return result
+
+    async def _apply(
+        self,
+        page: ChangePage,
+        end: datetime,
+        bookmark: tuple[datetime, str] | None,
+        result: SyncResult,
+        *,
+        fence: Any,
+    ) -> tuple[tuple[datetime, str] | None, bool]:
+        """Stores a page's records up to the window's end, quarantines its bad ones and moves the bookmark,
+        in one transaction; returns the bookmark and whether the end was reached."""
+        good: list[Any] = []
+        bad: list[tuple[str, str, str]] = []
+        last: tuple[datetime, str] | None = None
+        reached_end = False
+        for raw in page.items:
+            position = _position(raw)
+            if position is not None and position[0] > end:
+                reached_end = True
+                break
+            try:
+                good.append(self.parse(raw))
+            except MalformedRecord as error:
+                bad.append((_record_key(raw), error.reason, _payload_hash(raw)))
+            if position is not None:
+                last = position
+        advanced = last is not None and (bookmark is None or last > bookmark)
+        # A page with nothing in it (a run while nothing changes upstream) writes nothing: no transaction
+        # for it. The run's last transaction still checks the fence.
+        if good or bad or advanced:
+            now = self.clock()
+            async with self.uow(fence=fence) as uow:
+                result.changed += await self._store(uow, good, now)
+                for key, reason, digest in bad:
+                    await uow.mirror.quarantine(self.config.name, key, reason, digest, now)
+                await uow.mirror.release(self.config.name, [record.record_id for record in good])
+                if advanced:
+                    assert last is not None
+                    await uow.mirror.set_bookmark(self.config.name, last[0], last[1])
+                    bookmark = last
+                await uow.commit()
+        result.pages += 1
+        result.read += len(good) + len(bad)
+        result.quarantined += len(bad)
+        return bookmark, reached_end
 
     async def failed(self, failure: SourceFailure) -> None:
         """Records why a run failed, for ListSources and every answer's freshness."""

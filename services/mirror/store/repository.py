@@ -143,37 +143,32 @@ def _person_read(with_invoices: bool) -> DriverStatement:
 _PERSON_READ = {with_invoices: _person_read(with_invoices) for with_invoices in (False, True)}
 
 
-def _bulk_upsert(table: Any) -> Any:
-    """PostgreSQL: a page of records as one INSERT of arrays (unnest), one array a column, writing
-    nothing for a record whose content did not change. SQLAlchemy's executemany bound and rendered each
-    row's values in Python, a third of the time of a full sync."""
-    columns = list(table.columns)
-    arrays = [bindparam(f"all_{c.name}", type_=postgresql.ARRAY(c.type)) for c in columns]
-    rows: Any = select(literal_column("*")).select_from(func.unnest(*arrays))
-    statement = postgresql.insert(table).from_select([c.name for c in columns], rows)
+def _writing_only_changes(statement: Any, table: Any) -> Any:
+    """An INSERT of records that updates those already stored, but only where the content changed, and
+    returns the ids it wrote."""
     keys = [c.name for c in table.primary_key.columns]
     return statement.on_conflict_do_update(
         index_elements=keys,
-        set_={c.name: statement.excluded[c.name] for c in columns if c.name not in keys},
+        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys},
         where=table.c.content_hash != statement.excluded.content_hash,
     ).returning(table.c.record_id)
 
 
-_BULK_UPSERT = {table.name: _bulk_upsert(table) for table in (person_records, invoices)}
+def _arrays_upsert(table: Any) -> Any:
+    """PostgreSQL: a page of records as one INSERT of arrays (unnest), one array a column. SQLAlchemy's
+    executemany bound and rendered each row's values in Python, a third of the time of a full sync."""
+    arrays = [bindparam(f"all_{c.name}", type_=postgresql.ARRAY(c.type)) for c in table.columns]
+    rows: Any = select(literal_column("*")).select_from(func.unnest(*arrays))
+    return _writing_only_changes(
+        postgresql.insert(table).from_select([c.name for c in table.columns], rows), table
+    )
+
+
+_RECORD_TABLES = (person_records, invoices)
+_ARRAYS_UPSERT = {table.name: _arrays_upsert(table) for table in _RECORD_TABLES}
+_ROWS_UPSERT = {table.name: _writing_only_changes(sqlite.insert(table), table) for table in _RECORD_TABLES}
 # Rows in one statement of arrays.
-_BULK_CHUNK = 5000
-
-
-def _upsert(dialect: str, table: Any) -> Any:
-    build = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = build(table)
-    changing = [c.name for c in table.columns if not c.primary_key]
-    return statement.on_conflict_do_update(
-        index_elements=[c.name for c in table.primary_key.columns],
-        set_={name: statement.excluded[name] for name in changing},
-        # A record whose content did not change writes nothing.
-        where=table.c.content_hash != statement.excluded.content_hash,
-    ).returning(table.c.record_id)
+_ARRAYS_CHUNK = 5000
 
 
 class MirrorRepository:
@@ -267,20 +262,18 @@ class MirrorRepository:
         # The same record twice in one page (a tie re-read) must not make a statement update one row twice.
         unique = list({row["record_id"]: row for row in rows}.values())
         if self.conn.dialect.name == "postgresql":
+            statement = _ARRAYS_UPSERT[table.name]
             names = [c.name for c in table.columns]
-            changed = 0
-            for start in range(0, len(unique), _BULK_CHUNK):
-                chunk = unique[start : start + _BULK_CHUNK]
-                result = await self.conn.execute(
-                    _BULK_UPSERT[table.name], {f"all_{n}": [row[n] for row in chunk] for n in names}
-                )
-                changed += len(result.all())
-            return changed
-        statement = _upsert(self.conn.dialect.name, table)
+            chunks: list[Any] = [
+                {f"all_{n}": [row[n] for row in unique[start : start + _ARRAYS_CHUNK]] for n in names}
+                for start in range(0, len(unique), _ARRAYS_CHUNK)
+            ]
+        else:
+            statement = _ROWS_UPSERT[table.name]
+            chunks = [unique[start : start + _CHUNK] for start in range(0, len(unique), _CHUNK)]
         changed = 0
-        for start in range(0, len(unique), _CHUNK):
-            result = await self.conn.execute(statement, unique[start : start + _CHUNK])
-            changed += len(result.all())
+        for chunk in chunks:
+            changed += len((await self.conn.execute(statement, chunk)).all())
         return changed
 
     async def remove(self, source: str, record_ids: Sequence[str]) -> int:
