@@ -7,6 +7,9 @@ model never sees SQLAlchemy.
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
+import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import aiosqlite
 from sqlalchemy import ColumnElement, Table, and_, event, text, update
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import Engine, make_url
@@ -28,6 +32,8 @@ from services.common.idempotency import IdempotencyKey, IdempotencyStore, Replay
 
 if TYPE_CHECKING:
     from services.common.settings import DatabaseTls
+
+log = logging.getLogger("aldredirekt.db")
 
 # A check run inside a transaction just before it commits (see UnitOfWork and services.common.leases).
 Fence = Callable[[AsyncConnection], Awaitable[None]]
@@ -120,7 +126,12 @@ def create_engine(url: str, *, pool_size: int = 20, tls: DatabaseTls | None = No
         database = make_url(url).database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=0)
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": 30, "async_creator_fn": _connect_sqlite},
+            pool_size=pool_size,
+            max_overflow=0,
+        )
         _tune_sqlite(engine)
     else:
         ssl_argument = tls.connect_argument() if tls is not None else None
@@ -135,6 +146,40 @@ def create_engine(url: str, *, pool_size: int = 20, tls: DatabaseTls | None = No
         )
     _gates[engine.sync_engine] = FairGate(max(1, pool_size - 1))
     return engine
+
+
+class _SqliteConnection(aiosqlite.Connection):
+    """aiosqlite's connection, whose close ends an open transaction first.
+
+    sqlite3 only really closes a connection once all its statements are finished: while one is not, such
+    as an INSERT … RETURNING whose rows were never read, close() leaves it open, still holding its
+    transaction and the database's write lock, until the garbage collector frees the cursor. SQLAlchemy
+    closes a connection that way when the task using it is cancelled between a statement and its fetch (a
+    job stopped, a call whose client gave up); every other writer then waited out its busy timeout (30 s)
+    and failed with "database is locked". A ROLLBACK first aborts the unfinished statements, and the close
+    that follows it on the connection's thread is a real one.
+    """
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            try:
+                await self._execute(_end_transaction, self._connection)  # type: ignore[no-untyped-call]
+            except sqlite3.Error as error:
+                log.warning("rolling back before closing a SQLite connection failed: %s", error)
+        await super().close()
+
+
+def _end_transaction(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+
+
+def _connect_sqlite(database: str, **kwargs: Any) -> _SqliteConnection:
+    """What aiosqlite.connect does, with the connection above; SQLAlchemy awaits it."""
+    connection = _SqliteConnection(functools.partial(sqlite3.connect, database, **kwargs), iter_chunk_size=64)
+    # As SQLAlchemy's own aiosqlite connect does: the connection's thread must not keep the process alive.
+    connection._thread.daemon = True
+    return connection
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -6,6 +6,7 @@ Its PostgreSQL side is exercised where the databases differ, by the idempotency 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,29 @@ async def test_a_database_that_cannot_be_read_does_not_answer(tmp_path: Path):
         assert not await database_answers(engine)
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_closed_mid_statement_lets_go_of_the_write_lock(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    # What a cancelled task leaves behind: a write transaction whose UPDATE … RETURNING was run but never
+    # read. SQLAlchemy terminates such a connection; sqlite3 alone would keep it open, and the lock held,
+    # for as long as the unread cursor lives.
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.execute("BEGIN IMMEDIATE")
+        unread = await driver.execute("UPDATE counters SET value = value + 1 RETURNING value")
+        await conn.invalidate()
+
+    def take_the_write_lock() -> None:
+        other = sqlite3.connect(tmp_path / "uow.db", timeout=1, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+
+    await asyncio.to_thread(take_the_write_lock)  # "database is locked" after a second without the fix
+    assert await calls(engine) == 0  # and the unfinished update was rolled back, not committed
+    del unread
