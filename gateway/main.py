@@ -3,7 +3,6 @@ drain (stop accepting, let requests in flight finish for GATEWAY_GRACE_SECONDS) 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Mapping
 
@@ -12,6 +11,7 @@ import uvicorn
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from services.common.logs import configure_logging
+from services.common.runtime import run_loop
 from services.common.settings import SettingsError
 
 
@@ -45,4 +45,4 @@ def main() -> None:
     except SettingsError as error:
         sys.exit(f"gateway: configuration error: {error}")
     configure_logging("gateway", settings.log_level)
-    asyncio.run(serve(settings))
+    run_loop(serve(settings), settings.event_loop)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from services.common.settings import AuthSettings, Env, SettingsError, page_token_keys
+from services.common.settings import AuthSettings, Env, SettingsError, event_loop_setting, page_token_keys
 
 PREFIX = "GATEWAY_"
 DEFAULT_PORT = 8080
@@ -43,6 +43,7 @@ class GatewaySettings:
     jwks_refresh_seconds: float
     jwks_unknown_kid_seconds: float
     hsts_seconds: int
+    event_loop: str = "uvloop"
 
     @classmethod
     def from_env(
@@ -79,6 +80,7 @@ class GatewaySettings:
             jwks_refresh_seconds=env.number(f"{PREFIX}JWKS_REFRESH_SECONDS", 300.0, minimum=1.0),
             jwks_unknown_kid_seconds=env.number(f"{PREFIX}JWKS_UNKNOWN_KID_SECONDS", 30.0, minimum=0.0),
             hsts_seconds=env.integer(f"{PREFIX}HSTS_SECONDS", 31_536_000, minimum=0),
+            event_loop=event_loop_setting(env),
         )
         env.check()
         return settings

@@ -257,6 +257,7 @@ class ServerSettings:
     # The keys page tokens are signed with; the first signs, all verify (see PageTokens).
     page_token_keys: tuple[bytes, ...]
     database_tls: DatabaseTls | None = None
+    event_loop: str = "uvloop"
 
     @classmethod
     def from_env(cls, env: Env, *, service: str, default_port: int) -> ServerSettings:
@@ -275,7 +276,16 @@ class ServerSettings:
             max_active_calls=env.integer(prefix + "MAX_ACTIVE_CALLS", 16, minimum=1, maximum=10_000),
             page_token_keys=page_token_keys(env, prefix + "PAGE_TOKEN_KEY", service),
             database_tls=database_tls_setting(env, service),
+            event_loop=event_loop_setting(env),
         )
+
+
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def event_loop_setting(env: Env) -> str:
+    """EVENT_LOOP: the asyncio event loop a process runs on, uvloop (libuv's) or the standard library's."""
+    return env.choice("EVENT_LOOP", "uvloop", EVENT_LOOPS)
 
 
 def page_token_keys(env: Env, name: str, service: str) -> tuple[bytes, ...]:

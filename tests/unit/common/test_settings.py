@@ -45,6 +45,7 @@ def test_a_service_started_without_variables_gets_working_defaults():
     assert settings.max_active_calls == 16
     assert settings.grace_seconds == 10.0
     assert settings.log_level == "INFO"
+    assert settings.event_loop == "uvloop"
     assert settings.page_token_keys == (development_key("directory"),)
 
 
@@ -58,6 +59,7 @@ def test_variables_are_read_under_the_services_own_prefix():
             "DIRECTORY_DB_POOL_SIZE": "25",
             "DIRECTORY_GRACE_SECONDS": "2.5",
             "LOG_LEVEL": "DEBUG",
+            "EVENT_LOOP": "asyncio",
             # Another service's variables are none of this one's business.
             "CASE_PORT": "not a port",
         }
@@ -70,6 +72,7 @@ def test_variables_are_read_under_the_services_own_prefix():
     assert settings.db_pool_size == 25
     assert settings.grace_seconds == 2.5
     assert settings.log_level == "DEBUG"
+    assert settings.event_loop == "asyncio"
 
 
 def test_an_empty_variable_counts_as_unset():
@@ -95,6 +98,7 @@ def test_flags_accept_the_usual_spellings(raw: str, expected: bool):
         ("DIRECTORY_GRACE_SECONDS", "soon", "expected a number, got 'soon'"),
         ("DIRECTORY_MIGRATE_ON_START", "maybe", "expected true or false, got 'maybe'"),
         ("LOG_LEVEL", "CHATTY", "must be one of DEBUG, INFO, WARNING, ERROR, got 'CHATTY'"),
+        ("EVENT_LOOP", "trio", "must be one of uvloop, asyncio, got 'trio'"),
         ("DIRECTORY_DATABASE_URL", "mysql://db/directory", "must start with sqlite+aiosqlite:///"),
     ],
 )
