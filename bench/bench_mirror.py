@@ -8,7 +8,9 @@ The mirror runs with its production settings (a sync run every second, a settle 
 of 60 s), in `--workers` processes on one port (2: one a core, as two replicas behind the Service, each
 syncing the sources whose leases it holds; the figures' CPU is theirs together); the grant keys are a key
 of the benchmark's own, published to the mirror as a JWKS file as the case service publishes its keys. The
-overview's load goes over eight connections, so that both workers get their share. Then:
+overview's load goes over sixteen connections, each call on the one with the fewest calls under way (as a
+least-request balancer sends them), so that both workers are kept busy whichever way the kernel spread the
+connections between them. Then:
 
 - Full sync: the mirror starts on an empty database, and the time from its start until every source has
   been read in full once (`full_sync_done` in its `sources` table, polled) gives the records stored per
@@ -142,8 +144,8 @@ class UnexpectedAnswer(Exception):
 
 
 # Connections the overview's load is spread over, and how often an answer is decoded in full.
-CONNECTIONS = 8
-CHECK_EVERY = 7  # coprime with CONNECTIONS, so that every connection is checked
+CONNECTIONS = 16
+CHECK_EVERY = 7
 
 
 def _reader_metadata(token: str, grant: str) -> tuple[tuple[str, str], ...]:
@@ -173,12 +175,22 @@ class OverviewScenario:
                     grpc.aio.insecure_channel(self.address, options=[("grpc.use_local_subchannel_pool", 1)])
                 )
                 overviews.append(channel.unary_unary(OVERVIEW_METHOD, None, None))
+            # The kernel hands each new connection to one of the workers at random: sent round the
+            # connections in turn, calls went 5 to 3 or 6 to 2 between the workers in most runs, one worker
+            # saturated and the other half idle. Each call goes where fewest are under way instead, so a
+            # busier worker gets fewer, as behind a least-request balancer.
+            under_way = [0] * CONNECTIONS
 
             async def call(n: int) -> None:
                 index = n % len(requests)
-                raw = await overviews[n % CONNECTIONS](
-                    requests[index], metadata=metadata[index], timeout=CALL_TIMEOUT_S
-                )
+                least = min(range(CONNECTIONS), key=under_way.__getitem__)
+                under_way[least] += 1
+                try:
+                    raw = await overviews[least](
+                        requests[index], metadata=metadata[index], timeout=CALL_TIMEOUT_S
+                    )
+                finally:
+                    under_way[least] -= 1
                 # Every answer is checked, one in CHECK_EVERY read in full: decoding a whole overview
                 # costs the client more than the server's answer costs the network, and the client
                 # shares the machine with the service.
